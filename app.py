@@ -1,0 +1,41 @@
+"""TheraLab entry point: parse args -> Settings -> Store -> services -> UI -> launch on loopback."""
+from __future__ import annotations
+
+import sys
+
+from config import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        print(f"TheraLab cannot start: {exc}", file=sys.stderr)
+        return 2
+    from models.catalog import CatalogError
+    from services import build_services, preload_default
+    from store.db import StoreError
+    try:
+        services = build_services(settings)
+    except (StoreError, CatalogError) as exc:
+        print(f"TheraLab cannot start: {exc}", file=sys.stderr)
+        return 2
+    if settings.preload_default:
+        preload_default(services)
+    from ui.app import build_app
+    app = build_app(services)
+    services.audit.record("system", "app.start", None, host=settings.host, port=settings.port)
+    print(f"TheraLab on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
+    # Session text is health data: never share=True, bind loopback unless told otherwise.
+    try:
+        app.queue(default_concurrency_limit=8).launch(
+            server_name=settings.host, server_port=settings.port, share=False,
+            show_error=True, footer_links=["api"])
+    except OSError as exc:
+        print(f"TheraLab cannot start: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

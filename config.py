@@ -1,0 +1,144 @@
+"""Settings: defaults < config file (TOML) < environment (THERALAB_*) < command-line flags.
+
+One ``Settings`` object is built at start-up and passed down; nothing else reads the
+environment. A broken config file raises ``ConfigError`` with the file and the reason.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "THERALAB_"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where and why."""
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    data_dir: Path = Path("data")
+    config_file: Path | None = None
+    # Which backend serves the embedded model's built-in catalog entries: llama_cpp or hf.
+    embedded_backend: str = "llama_cpp"
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    max_tokens: int = 200
+    reasoning_budget: int = 160  # tokens of <think> before the answer is forced
+    temperature: float = 0.7
+    top_p: float = 0.95
+    repeat_penalty: float = 1.1
+    max_message_chars: int = 8000
+    preload_default: bool = True
+    models: list[dict] = field(default_factory=list)  # [[models]] tables of the config file
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "sessions.db"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_SCALARS = {"host", "port", "data_dir", "embedded_backend", "n_ctx", "n_threads", "max_tokens",
+            "reasoning_budget", "temperature", "top_p", "repeat_penalty", "max_message_chars",
+            "preload_default"}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Turn a raw value into the field's type, or fail naming the setting and source."""
+    default = _FIELDS[name].default
+    try:
+        if name == "data_dir":
+            return Path(value)
+        if name == "n_threads":
+            return None if value in (None, "", "auto") else int(value)
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"expected true/false, got {value!r}")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: bad value for '{name}': {exc}") from None
+
+
+def _read_file(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from None
+    unknown = set(raw) - _SCALARS - {"models"}
+    if unknown:
+        raise ConfigError(f"Config file {path}: unknown setting(s): {', '.join(sorted(unknown))}")
+    values = {k: _coerce(k, v, f"config file {path}") for k, v in raw.items() if k in _SCALARS}
+    models = raw.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise ConfigError(f"Config file {path}: 'models' must be a list of [[models]] tables")
+    if models:
+        values["models"] = [_resolve_paths(m, path.parent) for m in models]
+    return values
+
+
+def _resolve_paths(entry: dict, base: Path) -> dict:
+    """Paths in a config file are relative to that file."""
+    out = dict(entry)
+    for key in ("path", "base", "adapter"):
+        value = out.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute() and value != "embedded":
+            candidate = (base / value).resolve()
+            out[key] = str(candidate)
+    return out
+
+
+def _from_env(env: dict[str, str]) -> dict:
+    values = {}
+    for name in _SCALARS:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = _coerce(name, env[key], f"environment {key}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app.py", description="TheraLab: supervised AI therapy sessions")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    parser.add_argument("--data-dir", help="data directory (default ./data or THERALAB_DATA_DIR)")
+    parser.add_argument("--config", help="TOML config file (or THERALAB_CONFIG)")
+    return parser
+
+
+def load_settings(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Merge every source in precedence order."""
+    env = dict(os.environ if env is None else env)
+    args = build_parser().parse_args([] if argv is None else argv)
+    values: dict[str, Any] = {}
+    config_path = args.config or env.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        values.update(_read_file(Path(config_path)))
+        values["config_file"] = Path(config_path)
+    values.update(_from_env(env))
+    for name in ("host", "port", "data_dir"):
+        cli_value = getattr(args, name)
+        if cli_value is not None:
+            values[name] = _coerce(name, cli_value, "command line")
+    settings = Settings(**values)
+    if settings.embedded_backend not in ("llama_cpp", "hf"):
+        raise ConfigError(f"embedded_backend must be 'llama_cpp' or 'hf', not {settings.embedded_backend!r}")
+    return settings

@@ -1,0 +1,100 @@
+"""The backend contract: generation parameters, the streaming interface and its errors.
+
+Every model backend (llama.cpp, transformers, OpenAI-compatible, fake) implements
+``stream(messages, params) -> TextStream``; callers never care which one they hold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol
+
+
+class BackendError(RuntimeError):
+    """A model could not produce output; the message is meant for the user."""
+
+
+class ModelNotFoundError(BackendError):
+    """A configured model or adapter file does not exist."""
+
+
+class BackendUnavailableError(BackendError):
+    """The Python package a backend needs is not installed."""
+
+
+@dataclass
+class GenParams:
+    """Sampling settings shared by every backend.
+
+    ``json_schema`` asks for output constrained to that JSON schema (grammar on
+    llama.cpp, ``response_format`` on OpenAI endpoints, validate-and-retry elsewhere).
+    """
+
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    json_schema: dict | None = None
+    repeat_penalty: float = 1.1
+
+
+@dataclass
+class Usage:
+    """Token accounting for one call, filled in while the stream runs."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens reused from the KV / prompt cache
+    finish_reason: str | None = None
+
+
+class TextStream(Iterator[str]):
+    """An iterator of text deltas that also carries the call's ``usage``.
+
+    Backends build the generator with ``usage`` in scope and fill it as they go, so
+    the numbers are final once the iterator is exhausted.
+    """
+
+    def __init__(self, make: Callable[[Usage], Iterator[str]]):
+        self.usage = Usage()
+        self._it = make(self.usage)
+
+    def __iter__(self) -> "TextStream":
+        return self
+
+    def __next__(self) -> str:
+        return next(self._it)
+
+    def close(self) -> None:
+        close = getattr(self._it, "close", None)
+        if close:
+            close()
+
+    def text(self) -> str:
+        """Drain the stream and return the whole output."""
+        return "".join(self)
+
+
+class ChatBackend(Protocol):
+    """One loaded model. ``messages`` are ``{"role", "content"}`` dicts.
+
+    A final ``{"role": "assistant", "content": ..., "prefix": True}`` message asks the
+    backend to continue that text (used to open a ``<think>`` block); the prefix itself is
+    not repeated in the stream.
+    """
+
+    id: str
+
+    def stream(self, messages: list[dict], params: GenParams) -> TextStream: ...
+
+
+def split_prefix(messages: list[dict]) -> tuple[list[dict], str]:
+    """Separate a trailing assistant ``prefix`` message from the conversation."""
+    if messages and messages[-1].get("role") == "assistant" and messages[-1].get("prefix"):
+        return [dict(m) for m in messages[:-1]], messages[-1].get("content", "")
+    return [dict(m) for m in messages], ""
+
+
+def clean_messages(messages: list[dict]) -> list[dict[str, Any]]:
+    """Keep only the keys chat templates understand."""
+    return [{"role": m["role"], "content": m.get("content") or ""} for m in messages]

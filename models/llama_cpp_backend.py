@@ -1,0 +1,149 @@
+"""llama.cpp backend: a GGUF base plus an optional GGUF LoRA, on the CPU by default.
+
+One ``LlamaHost`` holds one loaded ``Llama`` with a lock and a RAM prompt cache; every backend
+that names the same (model, lora) shares it, so a therapist and a simulated patient on one base
+reuse one model and their conversations' KV states. Prompts are tokenized by us (template
+markup with special tokens, message text without) and passed to llama.cpp as token ids.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from models.base import (BackendError, BackendUnavailableError, GenParams, ModelNotFoundError,
+                         TextStream, Usage, clean_messages, split_prefix)
+from models.prompt import render_segments
+
+DEFAULT_CACHE_BYTES = 1 << 30
+
+_hosts: dict[tuple, "LlamaHost"] = {}
+_hosts_lock = threading.Lock()
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp  # noqa: F401
+        from llama_cpp import llama_chat_format
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "The llama_cpp backend needs llama-cpp-python: pip install llama-cpp-python") from exc
+    return llama_cpp, llama_chat_format
+
+
+class LlamaHost:
+    """A loaded GGUF model shared by every backend that uses it. Not thread safe: use ``lock``."""
+
+    def __init__(self, model_path: Path, lora_path: Path | None, n_ctx: int, n_threads: int | None,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+        llama_cpp, chat_format = _import_llama_cpp()
+        self.lock = threading.Lock()
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(model_path), lora_path=str(lora_path) if lora_path else None,
+                n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from exc
+        if cache_bytes:
+            self.llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=cache_bytes))
+        self.n_ctx = n_ctx
+        self._formatter = self._make_formatter(chat_format)
+        self._grammar_cls = llama_cpp.LlamaGrammar
+
+    def _make_formatter(self, chat_format):
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise BackendError("This GGUF has no chat template (tokenizer.chat_template)")
+        vocab = self.llm._model
+        eos = vocab.token_get_text(self.llm.token_eos())
+        bos = vocab.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
+        return chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                               add_generation_prompt=True)
+
+    def render(self, messages: list[dict]) -> str:
+        return self._formatter(messages=messages).prompt
+
+    def tokenize(self, messages: list[dict], prefix: str = "") -> list[int]:
+        """Token ids for a chat; message text can never produce special tokens."""
+        segments = render_segments(self.render, messages, prefix)
+        tokens: list[int] = []
+        for text, is_user_text in segments:
+            tokens += self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=not is_user_text)
+        return tokens
+
+    def cached_prefix(self, tokens: list[int]) -> int:
+        """How many leading prompt tokens are already in the KV state or the prompt cache."""
+        from llama_cpp import Llama
+        best = Llama.longest_token_prefix(self.llm._input_ids.tolist(), tokens)
+        cache = self.llm.cache
+        if cache is not None:
+            try:
+                key = cache._find_longest_prefix_key(tuple(tokens))
+                if key is not None:
+                    best = max(best, Llama.longest_token_prefix(key, tokens))
+            except AttributeError:
+                pass  # private cache API changed: report the KV reuse only
+        return best
+
+    def grammar(self, schema: dict):
+        return self._grammar_cls.from_json_schema(json.dumps(schema), verbose=False)
+
+
+def get_host(model_path: str | Path, lora_path: str | Path | None = None, n_ctx: int = 4096,
+             n_threads: int | None = None) -> LlamaHost:
+    """Load (once) and return the shared host for this model and LoRA."""
+    model = Path(model_path)
+    if not model.is_file():
+        raise ModelNotFoundError(f"Model file not found: {model}")
+    lora = Path(lora_path) if lora_path else None
+    if lora is not None and not lora.is_file():
+        raise ModelNotFoundError(f"LoRA adapter file not found: {lora}")
+    key = (str(model.resolve()), str(lora.resolve()) if lora else None, n_ctx)
+    with _hosts_lock:
+        host = _hosts.get(key)
+        if host is None:
+            host = _hosts[key] = LlamaHost(model, lora, n_ctx, n_threads)
+    return host
+
+
+class LlamaCppBackend:
+    supports_prefix = True
+    supports_json_schema = True
+
+    def __init__(self, id: str, model_path: str | Path, lora_path: str | Path | None = None,
+                 n_ctx: int = 4096, n_threads: int | None = None):
+        self.id = id
+        self.host = get_host(model_path, lora_path, n_ctx, n_threads)
+
+    def stream(self, messages: list[dict], params: GenParams) -> TextStream:
+        convo, prefix = split_prefix(messages)
+        tokens = self.host.tokenize(clean_messages(convo), prefix)
+        if len(tokens) + params.max_tokens > self.host.n_ctx:
+            raise BackendError(
+                f"The conversation needs {len(tokens)} tokens plus {params.max_tokens} for the reply, "
+                f"more than this model's context of {self.host.n_ctx}.")
+        return TextStream(lambda usage: self._generate(tokens, params, usage))
+
+    def _generate(self, tokens: list[int], params: GenParams, usage: Usage) -> Iterator[str]:
+        host = self.host
+        with host.lock:
+            usage.prompt_tokens = len(tokens)
+            usage.cached_tokens = host.cached_prefix(tokens)
+            kwargs = dict(prompt=tokens, max_tokens=params.max_tokens, temperature=params.temperature,
+                          top_p=params.top_p, repeat_penalty=params.repeat_penalty,
+                          stop=params.stop or None, stream=True)
+            if params.seed is not None:
+                kwargs["seed"] = params.seed
+            if params.json_schema is not None:
+                kwargs["grammar"] = host.grammar(params.json_schema)
+            try:
+                for chunk in host.llm.create_completion(**kwargs):
+                    choice = chunk["choices"][0]
+                    if choice.get("finish_reason"):
+                        usage.finish_reason = choice["finish_reason"]
+                    if choice.get("text"):
+                        usage.completion_tokens += 1
+                        yield choice["text"]
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"llama.cpp generation failed: {exc}") from exc

@@ -1,0 +1,49 @@
+"""Wires the domain objects the app needs: store, audit, catalog, model pool, session engine.
+
+Built once by ``app.py`` (or a test) and handed to the UI; no module reaches for globals.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from config import Settings
+from models.catalog import Catalog
+from models.pool import ModelPool
+from store.audit import AuditLog
+from store.db import Store
+from store.sessions import SessionStore
+from therapist.session import SessionEngine
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    audit: AuditLog
+    sessions: SessionStore
+    catalog: Catalog
+    pool: ModelPool
+    engine: SessionEngine
+
+
+def build_services(settings: Settings) -> Services:
+    store = Store(settings.db_path)
+    audit = AuditLog(store)
+    sessions = SessionStore(store)
+    catalog = Catalog(settings)
+    pool = ModelPool(settings, catalog)
+    engine = SessionEngine(settings, sessions, catalog, pool, audit)
+    return Services(settings, store, audit, sessions, catalog, pool, engine)
+
+
+def preload_default(services: Services) -> threading.Thread:
+    """Load the default model in the background so the first turn does not wait for it."""
+    def load():
+        try:
+            services.pool.get("default")
+        except Exception as exc:  # reported on first use as well; never kills start-up
+            services.audit.record("system", "model.preload_failed", "default", error=str(exc))
+    thread = threading.Thread(target=load, name="preload-default", daemon=True)
+    thread.start()
+    return thread

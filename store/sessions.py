@@ -1,0 +1,109 @@
+"""Sessions and their turns: the aggregate every chat, simulation and rating reads from.
+
+Each ``add_turn`` is its own committed transaction, so an acknowledged turn survives a crash
+of the process a moment later.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from store.db import Store
+from store.ids import new_id, utc_now
+
+TURN_ROLES = ("patient", "therapist", "system")
+
+
+class SessionNotFound(KeyError):
+    pass
+
+
+@dataclass
+class TurnRecord:
+    role: str
+    content: str
+    reasoning: str | None = None
+    model_id: str | None = None
+    adapter: str | None = None
+    latency_ms: int | None = None
+    ttft_ms: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    meta: dict | None = None
+
+
+class SessionStore:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def create(self, *, modality: str, therapist_model: str, reasoning: bool, user_id: str | None = None,
+               adapter: str | None = None, course_id: str | None = None, course_index: int = 1,
+               simulated: bool = False, persona_id: str | None = None, patient_model: str | None = None,
+               meta: dict | None = None) -> dict:
+        row = {
+            "id": new_id(), "user_id": user_id, "modality": modality,
+            "therapist_model": therapist_model, "adapter": adapter, "reasoning": int(reasoning),
+            "course_id": course_id, "course_index": course_index, "status": "active",
+            "simulated": int(simulated), "persona_id": persona_id, "patient_model": patient_model,
+            "created_utc": utc_now(), "meta_json": json.dumps(meta) if meta else None,
+        }
+        row["course_id"] = course_id or row["id"]
+        with self.store.write() as db:
+            db["sessions"].insert(row)
+        return row
+
+    def get(self, session_id: str) -> dict:
+        rows = list(self.store.db["sessions"].rows_where("id = ?", [session_id]))
+        if not rows:
+            raise SessionNotFound(session_id)
+        return rows[0]
+
+    def list(self, limit: int = 50, user_id: str | None = None) -> list[dict]:
+        where, args = ("user_id = ?", [user_id]) if user_id else (None, [])
+        return list(self.store.db["sessions"].rows_where(where, args, order_by="id desc", limit=limit))
+
+    def add_turn(self, session_id: str, turn: TurnRecord) -> dict:
+        """Append a turn at the next index; committed before this returns."""
+        if turn.role not in TURN_ROLES:
+            raise ValueError(f"unknown turn role {turn.role!r}")
+        with self.store.write() as db:
+            if not db.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone():
+                raise SessionNotFound(session_id)
+            next_idx = db.execute(
+                "SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE session_id = ?", [session_id]
+            ).fetchone()[0]
+            row: dict[str, Any] = {
+                "id": new_id(), "session_id": session_id, "idx": next_idx, "role": turn.role,
+                "content": turn.content, "reasoning": turn.reasoning, "model_id": turn.model_id,
+                "adapter": turn.adapter, "latency_ms": turn.latency_ms, "ttft_ms": turn.ttft_ms,
+                "tokens_in": turn.tokens_in, "tokens_out": turn.tokens_out,
+                "created_utc": utc_now(), "meta_json": json.dumps(turn.meta) if turn.meta else None,
+            }
+            db["turns"].insert(row)
+        return row
+
+    def turns(self, session_id: str) -> list[dict]:
+        return list(self.store.db["turns"].rows_where("session_id = ?", [session_id], order_by="idx"))
+
+    def set_feedback(self, turn_id: str, value: int | None) -> None:
+        if value not in (1, -1, None):
+            raise ValueError("feedback must be 1, -1 or None")
+        with self.store.write() as db:
+            db["turns"].update(turn_id, {"feedback": value})
+
+    def end(self, session_id: str, summary: str | None = None, status: str = "ended") -> None:
+        with self.store.write() as db:
+            db["sessions"].update(session_id, {"status": status, "summary": summary, "ended_utc": utc_now()})
+
+    def set_summary(self, session_id: str, summary: str) -> None:
+        with self.store.write() as db:
+            db["sessions"].update(session_id, {"summary": summary})
+
+    def course(self, course_id: str) -> list[dict]:
+        return list(self.store.db["sessions"].rows_where(
+            "course_id = ?", [course_id], order_by="course_index"))
+
+    def search(self, query: str, limit: int = 50) -> list[dict]:
+        """Full-text search over turn content and reasoning."""
+        return list(self.store.db["turns"].search(query, limit=limit))

@@ -1,0 +1,1 @@
+"""The therapist agent: CBT and ACT prompts, reasoning formats, safety and the session engine."""

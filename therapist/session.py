@@ -1,0 +1,228 @@
+"""The session engine: the one place a therapy turn happens, for human and simulated patients.
+
+A turn: validate the patient's text -> commit it -> build the therapist prompt -> stream from
+the chosen backend, splitting reasoning from the answer as it arrives -> commit the therapist
+turn. Each commit is durable before the next step, so a crash loses at most the reply that
+was still being generated, never an acknowledged turn.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from config import Settings
+from models.base import BackendError, GenParams
+from models.catalog import Catalog, CatalogEntry, CatalogError
+from models.pool import ModelPool
+from store.audit import AuditLog
+from store.sessions import SessionStore, TurnRecord
+from therapist import prompts
+from therapist.reasoning import StreamSplitter, strip_reasoning
+
+THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CHARS_PER_TOKEN = 3.0  # conservative estimate used only to decide when to drop old turns
+
+
+class TurnRejected(ValueError):
+    """The input cannot start a turn; nothing was stored. The message is for the user."""
+
+
+@dataclass
+class TurnEvent:
+    kind: str                 # patient | reasoning | answer | rewrite | done | error
+    text: str = ""
+    turn: dict | None = None  # the committed row for patient / done
+
+
+@dataclass
+class _Reply:
+    reasoning: str = ""
+    answer: str = ""
+    ttft_ms: int | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    notes: dict = field(default_factory=dict)
+
+
+class SessionEngine:
+    def __init__(self, settings: Settings, sessions: SessionStore, catalog: Catalog,
+                 pool: ModelPool, audit: AuditLog):
+        self.settings = settings
+        self.sessions = sessions
+        self.catalog = catalog
+        self.pool = pool
+        self.audit = audit
+
+    # ----- sessions -------------------------------------------------------------------------
+    def start(self, modality: str, model_id: str, user_id: str | None = None,
+              continue_from: str | None = None, actor: str | None = None, **extra) -> dict:
+        """Open a session; ``continue_from`` makes it the next session of that CBT course."""
+        if modality not in ("cbt", "act"):
+            raise TurnRejected("Choose CBT or ACT.")
+        try:
+            entry = self.catalog.get(model_id)
+        except CatalogError as exc:
+            raise TurnRejected(str(exc)) from None
+        course_id, index, summary = None, 1, None
+        if continue_from:
+            prev = self.sessions.get(continue_from)
+            if prev["status"] == "active" or not prev.get("summary"):
+                summary = self.end(continue_from, actor=actor)
+            else:
+                summary = prev["summary"]
+            course_id, index = prev["course_id"], prev["course_index"] + 1
+        row = self.sessions.create(modality=modality, therapist_model=entry.id, reasoning=entry.thinks,
+                                   adapter=entry.adapter, user_id=user_id, course_id=course_id,
+                                   course_index=index, **extra)
+        if summary:
+            self.sessions.add_turn(row["id"], TurnRecord(
+                "system", f"Summary of session {index - 1}:\n{summary}"))
+        self.audit.record(actor, "session.start", row["id"], modality=modality, model=entry.id,
+                          course_index=index)
+        return row
+
+    def end(self, session_id: str, actor: str | None = None) -> str | None:
+        """Close a session; CBT sessions get a written summary that opens the next one."""
+        session = self.sessions.get(session_id)
+        summary = session.get("summary")
+        if session["modality"] == "cbt" and not summary:
+            summary = self.summarize(session_id)
+        self.sessions.end(session_id, summary=summary)
+        self.audit.record(actor, "session.end", session_id)
+        return summary
+
+    def summarize(self, session_id: str) -> str:
+        """Ask the therapist model for the session summary; fall back to an extract on failure."""
+        session = self.sessions.get(session_id)
+        entry = self.catalog.get(session["therapist_model"])
+        messages = self._history(session, entry, reasoning=False)
+        messages.append({"role": "user", "content": prompts.SUMMARY_INSTRUCTION})
+        try:
+            text = self.pool.get(entry.id).stream(messages, self._params(max_tokens=220)).text().strip()
+        except BackendError:
+            text = ""
+        text = strip_reasoning(text).strip()
+        if not text:
+            patient = [t["content"] for t in self.sessions.turns(session_id) if t["role"] == "patient"]
+            text = "Session Summary: the client talked about: " + " / ".join(p[:120] for p in patient[-3:])
+        return text if text.lower().startswith("session summary") else "Session Summary: " + text
+
+    # ----- turns ----------------------------------------------------------------------------
+    def clean_message(self, text: str | None) -> str:
+        """Normalise patient text or refuse it with a message the patient can act on."""
+        text = _CONTROL_CHARS.sub("", text or "").strip()
+        if not text:
+            raise TurnRejected("The message is empty. Please type something first.")
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise TurnRejected(f"The message is {len(text):,} characters long; the limit is {limit:,}. "
+                               "Please shorten it or send it in parts.")
+        return text
+
+    def turn(self, session_id: str, patient_text: str | None, actor: str | None = None) -> Iterator[TurnEvent]:
+        """Commit the patient's message, then stream and commit the therapist's reply."""
+        text = self.clean_message(patient_text)
+        session = self.sessions.get(session_id)
+        if session["status"] != "active":
+            raise TurnRejected("This session has ended. Start a new session to continue.")
+        row = self.sessions.add_turn(session_id, TurnRecord("patient", text))
+        yield TurnEvent("patient", text, row)
+        yield from self.reply(session_id)
+
+    def reply(self, session_id: str) -> Iterator[TurnEvent]:
+        """Generate the therapist's reply to the conversation as stored."""
+        session = self.sessions.get(session_id)
+        entry = self.catalog.get(session["therapist_model"])
+        started = time.perf_counter()
+        reply = _Reply()
+        try:
+            backend = self.pool.get(entry.id)
+            messages = self._history(session, entry, reasoning=entry.thinks)
+            yield from self._stream_reply(backend, messages, entry.thinks, reply, started)
+        except BackendError as exc:
+            self.audit.record(None, "turn.error", session_id, error=str(exc), model=entry.id)
+            yield TurnEvent("error", f"The therapist model failed: {exc}")
+            return
+        if not reply.answer.strip():
+            self.audit.record(None, "turn.empty", session_id, model=entry.id)
+            yield TurnEvent("error", "The therapist model returned an empty reply. Press Retry.")
+            return
+        row = self.sessions.add_turn(session_id, TurnRecord(
+            "therapist", reply.answer.strip(), reasoning=reply.reasoning.strip() or None,
+            model_id=entry.id, adapter=entry.adapter,
+            latency_ms=int((time.perf_counter() - started) * 1000), ttft_ms=reply.ttft_ms,
+            tokens_in=reply.tokens_in, tokens_out=reply.tokens_out, meta=reply.notes or None))
+        yield TurnEvent("done", row["content"], row)
+
+    def _stream_reply(self, backend, messages: list[dict], thinks: bool, reply: _Reply,
+                      started: float) -> Iterator[TurnEvent]:
+        """Stream one reply; a reasoning model is made to open <think> and, if it runs past its
+        budget, to close it, so there is always an answer after the reasoning."""
+        prefill = thinks and getattr(backend, "supports_prefix", False)
+        splitter = StreamSplitter(start_in_reasoning=prefill)
+        phases = []
+        if prefill:
+            phases.append((THINK_OPEN, self._params(max_tokens=self.settings.reasoning_budget, stop=[THINK_CLOSE])))
+        phases.append((None, self._params()))
+        for prefix_kind, params in phases:
+            convo = list(messages)
+            if prefill:
+                prefix = THINK_OPEN if prefix_kind else f"{THINK_OPEN}{splitter.reasoning.strip()}\n{THINK_CLOSE}\n"
+                convo.append({"role": "assistant", "content": prefix, "prefix": True})
+            stream = backend.stream(convo, params)
+            for delta in stream:
+                yield from self._emit(splitter.feed(delta), reply, started)
+                if splitter.retracted and not reply.notes.get("retracted"):
+                    # Text already shown as answer turned out to be reasoning: redraw it.
+                    reply.notes["retracted"] = True
+                    yield TurnEvent("rewrite", splitter.answer)
+            reply.tokens_in += stream.usage.prompt_tokens
+            reply.tokens_out += stream.usage.completion_tokens
+            if prefix_kind:
+                reply.notes["reasoning_finish"] = stream.usage.finish_reason
+                yield from self._emit(splitter.feed(THINK_CLOSE + "\n"), reply, started)
+        yield from self._emit(splitter.finish(), reply, started)
+        result = splitter.result()
+        reply.reasoning, reply.answer = result.reasoning or "", result.answer
+        if result.status not in ("ok", "none"):
+            reply.notes["reasoning_status"] = result.status
+
+    def _emit(self, deltas: tuple[str, str], reply: _Reply, started: float) -> Iterator[TurnEvent]:
+        reasoning, answer = deltas
+        if (reasoning or answer) and reply.ttft_ms is None:
+            reply.ttft_ms = int((time.perf_counter() - started) * 1000)
+        if reasoning:
+            yield TurnEvent("reasoning", reasoning)
+        if answer:
+            yield TurnEvent("answer", answer)
+
+    # ----- prompt ---------------------------------------------------------------------------
+    def _params(self, **overrides) -> GenParams:
+        s = self.settings
+        base = dict(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
+                    repeat_penalty=s.repeat_penalty)
+        base.update(overrides)
+        return GenParams(**base)
+
+    def _history(self, session: dict, entry: CatalogEntry, reasoning: bool) -> list[dict]:
+        """System prompt plus as many recent turns as fit the context (answers only)."""
+        previous = None
+        if session["course_index"] > 1:
+            course = self.sessions.course(session["course_id"])
+            earlier = [s for s in course if s["course_index"] == session["course_index"] - 1]
+            previous = earlier[0]["summary"] if earlier else None
+        system = prompts.system_prompt(session["modality"], reasoning, session["course_index"], previous)
+        turns = [t for t in self.sessions.turns(session["id"]) if t["role"] in ("patient", "therapist")]
+        convo = [{"role": "user" if t["role"] == "patient" else "assistant", "content": t["content"]}
+                 for t in turns]
+        budget_chars = (self.settings.n_ctx - self.settings.max_tokens - self.settings.reasoning_budget
+                        - 64) * CHARS_PER_TOKEN - len(system)
+        # Drop the oldest exchanges first; the latest patient message always stays.
+        while len(convo) > 1 and sum(len(m["content"]) for m in convo) > budget_chars:
+            convo.pop(0)
+        while convo and convo[0]["role"] == "assistant":
+            convo.pop(0)
+        return [{"role": "system", "content": system}] + convo
