@@ -30,8 +30,8 @@ class Settings:
     embedded_backend: str = "llama_cpp"
     n_ctx: int = 4096
     n_threads: int | None = None
-    max_tokens: int = 200
-    reasoning_budget: int = 160  # tokens of <think> before the answer is forced
+    max_tokens: int = 150
+    reasoning_budget: int = 120  # tokens of <think> before the answer is forced
     temperature: float = 0.7
     top_p: float = 0.95
     repeat_penalty: float = 1.1
@@ -50,6 +50,13 @@ _SCALARS = {"host", "port", "data_dir", "embedded_backend", "n_ctx", "n_threads"
             "preload_default"}
 
 
+def _as_int(value: Any) -> int:
+    """An integer, without silently accepting true/false or truncating 7860.5."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Turn a raw value into the field's type, or fail naming the setting and source."""
     default = _FIELDS[name].default
@@ -57,7 +64,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if name == "data_dir":
             return Path(value)
         if name == "n_threads":
-            return None if value in (None, "", "auto") else int(value)
+            return None if value in (None, "", "auto") else _as_int(value)
         if isinstance(default, bool):
             if isinstance(value, bool):
                 return value
@@ -68,8 +75,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 return False
             raise ValueError(f"expected true/false, got {value!r}")
         if isinstance(default, int):
-            return int(value)
+            return _as_int(value)
         if isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError(f"expected a number, got {value!r}")
             return float(value)
         return str(value)
     except (TypeError, ValueError) as exc:

@@ -83,6 +83,9 @@ def _from_config(settings: Settings) -> list[CatalogEntry]:
         if unknown:
             raise CatalogError(f"{where}: model {raw.get('id')!r} has unknown key(s) {sorted(unknown)}")
         data = dict(raw)
+        # Missing required keys become None so _check names the problem (not a TypeError).
+        data.setdefault("id", None)
+        data.setdefault("backend", None)
         data["base"] = data.pop("path", None) or data.get("base")
         data.setdefault("label", data.get("id", "?"))
         data["source"] = "config"
@@ -96,9 +99,14 @@ def _from_card(card_path: Path, source: str, settings: Settings) -> CatalogEntry
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise CatalogError(f"{card_path}: unreadable card.json: {exc}") from None
+    if not isinstance(card, dict):
+        raise CatalogError(f"{card_path}: card.json must hold a JSON object")
     folder = card_path.parent
     gguf = folder / card.get("gguf", "adapter.gguf")
     peft_dir = folder / card.get("peft", "peft")
+    if not gguf.is_file() and not peft_dir.is_dir():
+        raise CatalogError(f"{card_path}: adapter {card.get('id', folder.name)!r} has neither "
+                           f"{gguf.name} nor a {peft_dir.name}/ folder")
     use_gguf = gguf.is_file() and (settings.embedded_backend == "llama_cpp" or not peft_dir.is_dir())
     entry = CatalogEntry(
         id=card.get("id", folder.name), label=card.get("label", folder.name),
@@ -110,12 +118,16 @@ def _from_card(card_path: Path, source: str, settings: Settings) -> CatalogEntry
     return _check(entry, str(card_path))
 
 
-def _from_adapter_dirs(settings: Settings) -> list[CatalogEntry]:
+def _from_adapter_dirs(settings: Settings, errors: list[str]) -> list[CatalogEntry]:
+    """Every readable adapter card; each bad card is appended to ``errors`` and skipped."""
     entries = []
     for root, source in ((SHIPPED_ADAPTERS, "shipped"), (settings.data_dir / "adapters", "trained")):
         if root.is_dir():
             for card in sorted(root.glob("*/card.json")):
-                entries.append(_from_card(card, source, settings))
+                try:
+                    entries.append(_from_card(card, source, settings))
+                except CatalogError as exc:
+                    errors.append(str(exc))
     return entries
 
 
@@ -127,18 +139,26 @@ class Catalog:
         self.reload()
 
     def reload(self) -> None:
-        """Rebuild from every source; a bad adapter card is reported, not fatal."""
-        entries = _builtin(self.settings) + _from_config(self.settings)
-        try:
-            entries += _from_adapter_dirs(self.settings)
-        except CatalogError as exc:
-            self.errors.append(str(exc))
+        """Rebuild from every source.
+
+        A broken config entry (or a duplicate id in the config) is fatal: the user must fix the
+        file. A bad adapter card, or an adapter whose id is already taken, is reported in
+        ``errors`` and skipped, so one broken training run cannot stop the app from starting.
+        """
+        errors: list[str] = []
         by_id: dict[str, CatalogEntry] = {}
-        for entry in entries:
+        for entry in _builtin(self.settings) + _from_config(self.settings):
             if entry.id in by_id:
                 raise CatalogError(f"duplicate model id {entry.id!r} ({by_id[entry.id].source} and {entry.source})")
             by_id[entry.id] = entry
+        for entry in _from_adapter_dirs(self.settings, errors):
+            if entry.id in by_id:
+                errors.append(f"duplicate model id {entry.id!r} ({by_id[entry.id].source} and "
+                              f"{entry.source}): the {entry.source} adapter {entry.adapter} is skipped")
+                continue
+            by_id[entry.id] = entry
         self._entries = by_id
+        self.errors = errors
 
     def entries(self, modality: str | None = None) -> list[CatalogEntry]:
         return [e for e in self._entries.values()

@@ -6,8 +6,11 @@ of the process a moment later.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from sqlite_utils.db import NotFoundError
 
 from store.db import Store
 from store.ids import new_id, utc_now
@@ -93,17 +96,31 @@ class SessionStore:
             db["turns"].update(turn_id, {"feedback": value})
 
     def end(self, session_id: str, summary: str | None = None, status: str = "ended") -> None:
-        with self.store.write() as db:
-            db["sessions"].update(session_id, {"status": status, "summary": summary, "ended_utc": utc_now()})
+        self._update_session(session_id, {"status": status, "summary": summary, "ended_utc": utc_now()})
 
     def set_summary(self, session_id: str, summary: str) -> None:
+        self._update_session(session_id, {"summary": summary})
+
+    def _update_session(self, session_id: str, values: dict) -> None:
         with self.store.write() as db:
-            db["sessions"].update(session_id, {"summary": summary})
+            try:
+                db["sessions"].update(session_id, values)
+            except NotFoundError:
+                raise SessionNotFound(session_id) from None
 
     def course(self, course_id: str) -> list[dict]:
         return list(self.store.db["sessions"].rows_where(
             "course_id = ?", [course_id], order_by="course_index"))
 
     def search(self, query: str, limit: int = 50) -> list[dict]:
-        """Full-text search over turn content and reasoning."""
-        return list(self.store.db["turns"].search(query, limit=limit))
+        """Full-text search over turn content and reasoning.
+
+        The query is plain words (quoted for FTS5), so text typed in a search box such as
+        ``don't`` or ``self-worth`` never raises an FTS syntax error.
+        """
+        # Each whitespace-separated chunk that holds a word becomes one quoted FTS5 phrase.
+        phrases = ['"' + chunk.replace('"', '""') + '"'
+                   for chunk in (query or "").split() if re.search(r"\w", chunk)]
+        if not phrases:
+            return []
+        return list(self.store.db["turns"].search(" ".join(phrases), limit=limit))

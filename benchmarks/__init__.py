@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure the app against a baseline taken in the same run and print ratios."""

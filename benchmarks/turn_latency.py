@@ -1,0 +1,138 @@
+"""Turn throughput and time-to-first-token of the app on the embedded model.
+
+1. Throughput: a full app turn (session engine: validate, commit, stream, split, commit) against
+   raw ``llama_cpp.Llama.create_chat_completion`` on the same messages, greedy, same max tokens.
+   Ratio = app tokens/s / raw tokens/s (target >= 0.95).
+2. TTFT over a session: time to first token at turn 2 and at turn 20 of one 20-turn session
+   (target ratio <= 1.5, thanks to KV reuse and the prompt cache), with a cold re-read of the
+   turn-20 prompt as the no-cache baseline.
+
+Run: ``python -m benchmarks.turn_latency [--trials 5] [--json]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PATIENT_LINES = [
+    "I haven't been sleeping well for weeks.", "Mostly I lie awake thinking about work.",
+    "My manager criticised my report in front of everyone.", "I felt like a complete failure.",
+    "I keep replaying it in my head.", "I guess I think everyone sees me as incompetent.",
+    "My partner says I'm overthinking it.", "I stopped going to the gym too.",
+    "It feels pointless when I'm this tired.", "I used to love running by the river.",
+    "Maybe I could try a short walk.", "But what if I feel worse after?",
+    "I suppose I could notice how I feel.", "My sister wants to meet on Sunday.",
+    "I usually cancel plans like that.", "I'm scared she'll see how low I am.",
+    "She has always been kind to me though.", "Okay, I could tell her a little.",
+    "Writing things down might help.", "Thank you, that feels like a plan.",
+]
+
+
+def _services(data_dir: str, max_tokens: int):
+    from config import load_settings
+    from services import build_services
+    settings = load_settings(["--data-dir", data_dir], env={})
+    settings.max_tokens = max_tokens
+    settings.temperature = 0.0
+    return build_services(settings)
+
+
+def _app_turn(services, message: str) -> tuple[float, int]:
+    session = services.engine.start("act", "default")
+    t0 = time.perf_counter()
+    events = list(services.engine.turn(session["id"], message))
+    elapsed = time.perf_counter() - t0
+    row = events[-1].turn
+    return elapsed, row["tokens_out"]
+
+
+def _raw_turn(llm, messages: list[dict], max_tokens: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n = 0
+    for chunk in llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.0,
+                                            top_p=0.95, repeat_penalty=1.1, stream=True):
+        if chunk["choices"][0]["delta"].get("content"):
+            n += 1
+    return time.perf_counter() - t0, n
+
+
+def throughput(trials: int, max_tokens: int) -> dict:
+    import llama_cpp
+    from models.embedded import embedded_gguf_path
+    from therapist import prompts
+    with tempfile.TemporaryDirectory() as tmp:
+        services = _services(tmp, max_tokens)
+        message = "I feel anxious every morning before work and I don't know why."
+        messages = [{"role": "system", "content": prompts.system_prompt("act", False)},
+                    {"role": "user", "content": message}]
+        raw = llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=services.settings.n_ctx,
+                              verbose=False)
+        _app_turn(services, message), _raw_turn(raw, messages, max_tokens)  # warm up both
+        app_rates, raw_rates = [], []
+        for _ in range(trials):
+            t, n = _app_turn(services, message)
+            app_rates.append(n / t)
+            t, n = _raw_turn(raw, messages, max_tokens)
+            raw_rates.append(n / t)
+        services.store.close()
+    app_rate, raw_rate = statistics.median(app_rates), statistics.median(raw_rates)
+    return {"app_tokens_per_s": round(app_rate, 1), "raw_tokens_per_s": round(raw_rate, 1),
+            "ratio": round(app_rate / raw_rate, 3)}
+
+
+def ttft_over_session(turns: int, max_tokens: int) -> dict:
+    import llama_cpp
+    from models.embedded import embedded_gguf_path
+    with tempfile.TemporaryDirectory() as tmp:
+        services = _services(tmp, max_tokens)
+        session = services.engine.start("act", "default")
+        ttfts = []
+        for line in PATIENT_LINES[:turns]:
+            events = list(services.engine.turn(session["id"], line))
+            ttfts.append(events[-1].turn["ttft_ms"])
+        history = services.engine._history(services.sessions.get(session["id"]),
+                                           services.catalog.get("default"), reasoning=False)
+        prompt_tokens = events[-1].turn["tokens_in"]
+        services.store.close()
+    cold = llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=4096, verbose=False)
+    t0 = time.perf_counter()
+    next(iter(cold.create_chat_completion(messages=history[:-2] + history[-1:], max_tokens=1, stream=True)))
+    cold_ms = (time.perf_counter() - t0) * 1000
+    return {"ttft_turn2_ms": ttfts[1], f"ttft_turn{turns}_ms": ttfts[-1],
+            "ratio": round(ttfts[-1] / max(ttfts[1], 1), 2), "prompt_tokens_last_turn": prompt_tokens,
+            "cold_reread_last_prompt_ms": round(cold_ms)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = {"throughput": throughput(args.trials, args.max_tokens),
+              "ttft": ttft_over_session(args.turns, args.max_tokens)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    tp, tt = result["throughput"], result["ttft"]
+    print("figure                         ours        baseline    ratio   target")
+    print(f"turn throughput (tokens/s)     {tp['app_tokens_per_s']:<11} {tp['raw_tokens_per_s']:<11} "
+          f"{tp['ratio']:<7} >= 0.95 (baseline: raw llama-cpp-python)")
+    print(f"TTFT turn {args.turns} vs turn 2 (ms)     {tt[f'ttft_turn{args.turns}_ms']:<11} "
+          f"{tt['ttft_turn2_ms']:<11} {tt['ratio']:<7} <= 1.5")
+    print(f"turn-{args.turns} prompt: {tt['prompt_tokens_last_turn']} tokens; re-read cold (no cache) "
+          f"{tt['cold_reread_last_prompt_ms']} ms to first token")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

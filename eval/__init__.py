@@ -1,0 +1,1 @@
+"""Evaluation: rubrics, the LLM judge, human ratings, agreement, statistics, studies and reports."""

@@ -1,0 +1,1 @@
+"""Simulated patients: persona library and sampler, importers, the patient agent, batch simulation."""

@@ -1,0 +1,1 @@
+"""The SQLite store: migrations, one class per aggregate, audit trail."""

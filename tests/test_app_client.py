@@ -1,0 +1,112 @@
+"""The app as a user drives it: launched on a free loopback port, used through gradio_client."""
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    data = tmp_path_factory.mktemp("appdata")
+    port = _free_port()
+    log = open(data / "app.log", "w")
+    env = {"PATH": "/usr/bin:/bin", "THERALAB_MAX_TOKENS": "40", "THERALAB_REASONING_BUDGET": "40"}
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir", str(data)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    from gradio_client import Client
+    client = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and client is None:
+        if proc.poll() is not None:
+            pytest.fail("app exited: " + (data / "app.log").read_text()[-2000:])
+        try:
+            client = Client(url, verbose=False)
+        except Exception:
+            time.sleep(0.3)
+    if client is None:
+        proc.kill()
+        pytest.fail("app did not answer in 60 s: " + (data / "app.log").read_text()[-2000:])
+    yield {"client": client, "db": data / "sessions.db", "proc": proc, "startup_s": time.monotonic() - started,
+           "port": port}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _rows(db: Path, sql: str, args=()):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def test_binds_loopback_only(app):
+    listening = subprocess.run(["cat", "/proc/net/tcp"], capture_output=True, text=True).stdout
+    port_hex = f"{app['port']:04X}"
+    local = [line.split()[1] for line in listening.splitlines()[1:] if line.split()[1].endswith(":" + port_hex)]
+    assert local and all(addr.startswith("0100007F") for addr in local)  # 127.0.0.1
+
+
+def test_chat_turn_on_reasoning_model_lands_in_sqlite(app):
+    client = app["client"]
+    sid, _, note = client.predict("act", "default-think", True, api_name="/start_session")
+    assert sid and "started" in note
+    chat, status, box = client.predict(sid, "I can't stop worrying about my exams.", True, api_name="/send")
+    assert box == "" and not status
+    roles = [m["role"] for m in chat]
+    assert roles[0] == "user" and roles[-1] == "assistant"
+    assert any((m.get("metadata") or {}).get("title", "").startswith("Reasoning") for m in chat)
+    rows = _rows(app["db"], "SELECT role, content, reasoning, model_id FROM turns WHERE session_id=? ORDER BY idx", (sid,))
+    assert [r[0] for r in rows] == ["patient", "therapist"]
+    assert rows[0][1] == "I can't stop worrying about my exams."
+    assert rows[1][2] and rows[1][3] == "default-think"
+    # hiding reasoning redraws from the store without generating again
+    hidden = client.predict(sid, False, api_name="/history")
+    assert not any((m.get("metadata") or {}).get("title") for m in hidden)
+    assert _rows(app["db"], "SELECT COUNT(*) FROM turns WHERE session_id=?", (sid,))[0][0] == 2
+
+
+def test_bad_input_gets_a_message_and_logs_nothing(app):
+    client = app["client"]
+    sid, _, _ = client.predict("cbt", "default", False, api_name="/start_session")
+    _, status, _ = client.predict(sid, "   ", False, api_name="/send")
+    assert "empty" in status
+    _, status, _ = client.predict(sid, "y" * 50_000, False, api_name="/send")
+    assert "50,000" in status
+    _, status, _ = client.predict("", "hello", False, api_name="/send")
+    assert "Start a session" in status
+    assert _rows(app["db"], "SELECT COUNT(*) FROM turns WHERE session_id=?", (sid,))[0][0] == 0
+
+
+def test_next_session_of_course_opens_with_summary(app):
+    client = app["client"]
+    sid, _, _ = client.predict("cbt", "default", False, api_name="/start_session")
+    client.predict(sid, "I have been low since I moved city.", False, api_name="/send")
+    sid2, chat, note = client.predict(sid, "cbt", "default", False, api_name="/next_session")
+    assert sid2 != sid and "Session 2" in note
+    assert chat[0]["metadata"]["title"] == "Previous session summary"
+    summary = _rows(app["db"], "SELECT summary, status FROM sessions WHERE id=?", (sid,))[0]
+    assert summary[0].startswith("Session Summary") and summary[1] == "ended"
+
+
+def test_unknown_model_is_refused_clearly(app):
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="not in the list of choices"):
+        app["client"].predict("act", "no-such-model", False, api_name="/start_session")
+    assert app["proc"].poll() is None  # still serving

@@ -1,0 +1,1 @@
+"""Training: synthetic transcripts, dataset building, SFT / ORPO / judge-SFT, GGUF export, recipes."""
