@@ -36,6 +36,7 @@ class GenParams:
     seed: int | None = None
     json_schema: dict | None = None
     repeat_penalty: float = 1.1
+    min_tokens: int = 0  # end-of-turn is not allowed before this many tokens (where supported)
 
 
 @dataclass

@@ -44,7 +44,16 @@ class CatalogEntry:
         return self.reasoning == "think"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "status": self.status()}
+
+    def status(self) -> str:
+        """'ok', or what is missing, checked on disk without loading anything."""
+        if self.backend in ("openai", "fake"):
+            return "ok"
+        for label, path in (("base", self.base), ("adapter", self.adapter)):
+            if path and path != EMBEDDED and not Path(path).exists():
+                return f"missing {label}: {path}"
+        return "ok"
 
 
 def _builtin(settings: Settings) -> list[CatalogEntry]:

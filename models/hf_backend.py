@@ -308,6 +308,7 @@ class HFBackend:
         pad = host.tokenizer.pad_token_id
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_tokens,
+            "min_new_tokens": params.min_tokens or None,
             # Without a pad id generate() warns on every call; EOS is the usual stand-in.
             "pad_token_id": host.tokenizer.eos_token_id if pad is None else pad,
         }

@@ -54,6 +54,7 @@ class LlamaHost:
             raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from exc
         self.switcher = ConversationSwitcher(self.llm, cache_bytes)
         self._token_cache: OrderedDict[tuple[str, bool], list[int]] = OrderedDict()
+        self._end_tokens: list[int] | None = None
         self.n_ctx = n_ctx
         self._formatter = self._make_formatter(chat_format)
         self._grammar_cls = llama_cpp.LlamaGrammar
@@ -97,6 +98,26 @@ class LlamaHost:
     def prepare(self, tokens: list[int], prefill: int = 0) -> int:
         """Restore the best saved KV state for this prompt; return the tokens it already covers."""
         return self.switcher.prepare(tokens, prefill)
+
+    def end_tokens(self) -> list[int]:
+        """Every end-of-generation token of the vocabulary (EOS, <|im_end|>, EOT...)."""
+        if self._end_tokens is None:
+            import llama_cpp
+            vocab = self.llm._model.vocab
+            self._end_tokens = [t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+        return self._end_tokens
+
+    def min_tokens_processor(self, prompt_len: int, min_tokens: int):
+        """Forbid ending the turn before ``min_tokens`` tokens (a reply must not be empty)."""
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+        ends = np.array(self.end_tokens(), dtype=np.intc)
+
+        def block_early_end(input_ids, scores):
+            if len(input_ids) - prompt_len < min_tokens:
+                scores[ends] = -np.inf
+            return scores
+        return LogitsProcessorList([block_early_end])
 
     def grammar(self, schema: dict):
         return self._grammar_cls.from_json_schema(json.dumps(schema), verbose=False)
@@ -150,6 +171,8 @@ class LlamaCppBackend:
                 kwargs["seed"] = params.seed
             if params.json_schema is not None:
                 kwargs["grammar"] = host.grammar(params.json_schema)
+            if params.min_tokens:
+                kwargs["logits_processor"] = host.min_tokens_processor(len(tokens), params.min_tokens)
             try:
                 for chunk in host.llm.create_completion(**kwargs):
                     choice = chunk["choices"][0]

@@ -67,8 +67,9 @@ def test_chat_turn_on_reasoning_model_lands_in_sqlite(app):
     client = app["client"]
     sid, _, note = client.predict("act", "default-think", True, api_name="/start_session")
     assert sid and "started" in note
-    chat, status, box = client.predict(sid, "I can't stop worrying about my exams.", True, api_name="/send")
-    assert box == "" and not status
+    same_sid, chat, status, box = client.predict(sid, "I can't stop worrying about my exams.", True, "act",
+                                                 "default-think", api_name="/send")
+    assert same_sid == sid and box == "" and not status
     roles = [m["role"] for m in chat]
     assert roles[0] == "user" and roles[-1] == "assistant"
     assert any((m.get("metadata") or {}).get("title", "").startswith("Reasoning") for m in chat)
@@ -85,19 +86,31 @@ def test_chat_turn_on_reasoning_model_lands_in_sqlite(app):
 def test_bad_input_gets_a_message_and_logs_nothing(app):
     client = app["client"]
     sid, _, _ = client.predict("cbt", "default", False, api_name="/start_session")
-    _, status, _ = client.predict(sid, "   ", False, api_name="/send")
+    sessions_before = _rows(app["db"], "SELECT COUNT(*) FROM sessions")[0][0]
+    _, _, status, _ = client.predict(sid, "   ", False, "cbt", "default", api_name="/send")
     assert "empty" in status
-    _, status, _ = client.predict(sid, "y" * 50_000, False, api_name="/send")
+    _, _, status, _ = client.predict(sid, "y" * 50_000, False, "cbt", "default", api_name="/send")
     assert "50,000" in status
-    _, status, _ = client.predict("", "hello", False, api_name="/send")
-    assert "Start a session" in status
+    new_sid, _, status, _ = client.predict("", "", False, "cbt", "default", api_name="/send")
+    assert "empty" in status and new_sid == ""
     assert _rows(app["db"], "SELECT COUNT(*) FROM turns WHERE session_id=?", (sid,))[0][0] == 0
+    assert _rows(app["db"], "SELECT COUNT(*) FROM sessions")[0][0] == sessions_before
+
+
+def test_first_message_starts_a_session(app):
+    sid, chat, status, _ = app["client"].predict("", "Hello, I feel flat lately.", False, "cbt", "default",
+                                                 api_name="/send")
+    assert sid and not status
+    row = _rows(app["db"], "SELECT modality, therapist_model FROM sessions WHERE id=?", (sid,))[0]
+    assert row == ("cbt", "default")
+    assert [r[0] for r in _rows(app["db"], "SELECT role FROM turns WHERE session_id=? ORDER BY idx", (sid,))] \
+        == ["patient", "therapist"]
 
 
 def test_next_session_of_course_opens_with_summary(app):
     client = app["client"]
     sid, _, _ = client.predict("cbt", "default", False, api_name="/start_session")
-    client.predict(sid, "I have been low since I moved city.", False, api_name="/send")
+    client.predict(sid, "I have been low since I moved city.", False, "cbt", "default", api_name="/send")
     sid2, chat, note = client.predict(sid, "cbt", "default", False, api_name="/next_session")
     assert sid2 != sid and "Session 2" in note
     assert chat[0]["metadata"]["title"] == "Previous session summary"

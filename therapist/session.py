@@ -7,7 +7,9 @@ was still being generated, never an acknowledged turn.
 """
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -23,6 +25,7 @@ from therapist.reasoning import StreamSplitter, strip_reasoning
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MIN_ANSWER_TOKENS = 4
 CHARS_PER_TOKEN = 3.0  # conservative estimate used only to decide when to drop old turns
 
 
@@ -55,6 +58,8 @@ class SessionEngine:
         self.catalog = catalog
         self.pool = pool
         self.audit = audit
+        self._inflight: set[str] = set()  # sessions whose reply is being generated
+        self._inflight_lock = threading.Lock()
 
     # ----- sessions -------------------------------------------------------------------------
     def start(self, modality: str, model_id: str, user_id: str | None = None,
@@ -128,12 +133,57 @@ class SessionEngine:
         session = self.sessions.get(session_id)
         if session["status"] != "active":
             raise TurnRejected("This session has ended. Start a new session to continue.")
-        row = self.sessions.add_turn(session_id, TurnRecord("patient", text))
+        self._claim(session_id)
+        try:
+            row = self.sessions.add_turn(session_id, TurnRecord("patient", text))
+        except BaseException:
+            self._release(session_id)
+            raise
+        relay = self._reply_in_background(session_id)  # starts now, whoever keeps reading
         yield TurnEvent("patient", text, row)
-        yield from self.reply(session_id)
+        yield from relay
 
     def reply(self, session_id: str) -> Iterator[TurnEvent]:
-        """Generate the therapist's reply to the conversation as stored."""
+        """Generate the therapist's reply to the conversation as stored (used by Retry)."""
+        self._claim(session_id)
+        return self._reply_in_background(session_id)
+
+    def replying(self, session_id: str) -> bool:
+        with self._inflight_lock:
+            return session_id in self._inflight
+
+    def _claim(self, session_id: str) -> None:
+        with self._inflight_lock:
+            if session_id in self._inflight:
+                raise TurnRejected("The therapist is still replying to the last message; wait for it.")
+            self._inflight.add(session_id)
+
+    def _release(self, session_id: str) -> None:
+        with self._inflight_lock:
+            self._inflight.discard(session_id)
+
+    def _reply_in_background(self, session_id: str) -> Iterator[TurnEvent]:
+        """Run the reply in a worker thread and relay its events.
+
+        The worker finishes and commits the reply even if the reader goes away (a closed browser
+        tab, a dropped API client), so a reply that was being generated is never lost.
+        """
+        events: queue.Queue[TurnEvent | None] = queue.Queue()
+
+        def work() -> None:
+            try:
+                for event in self._generate_reply(session_id):
+                    events.put(event)
+            except Exception as exc:  # a store failure must reach the reader, not vanish
+                events.put(TurnEvent("error", f"The reply could not be saved: {exc}"))
+            finally:
+                self._release(session_id)
+                events.put(None)
+
+        threading.Thread(target=work, name=f"reply-{session_id}", daemon=True).start()
+        return iter(events.get, None)
+
+    def _generate_reply(self, session_id: str) -> Iterator[TurnEvent]:
         session = self.sessions.get(session_id)
         entry = self.catalog.get(session["therapist_model"])
         started = time.perf_counter()
@@ -166,7 +216,11 @@ class SessionEngine:
         phases = []
         if prefill:
             phases.append((THINK_OPEN, self._params(max_tokens=self.settings.reasoning_budget, stop=[THINK_CLOSE])))
-        phases.append((None, self._params()))
+        # min_tokens: a small model may otherwise end its turn at once, leaving no answer. After a
+        # forced close, a model that goes on reasoning and closes again is cut at its tag: what it
+        # wrote to the patient before the tag is the answer (no tag ever reaches the splitter).
+        answer_stop = [THINK_CLOSE, THINK_OPEN.strip()] if prefill else []
+        phases.append((None, self._params(min_tokens=MIN_ANSWER_TOKENS, stop=answer_stop)))
         for prefix_kind, params in phases:
             convo = list(messages)
             if prefill:

@@ -23,7 +23,6 @@ def build_session(services: Services) -> None:
         modality = gr.Radio(MODALITIES, value="cbt", label="Therapy approach")
         model = gr.Dropdown(_model_choices(services, "cbt"), value="default", label="Therapist model")
         show_reasoning = gr.Checkbox(False, label="Show reasoning (supervisor / researcher view)")
-    session_id = gr.Textbox(label="Session id", interactive=False)
     chat = gr.Chatbot(label="Session", height=460, feedback_options=("Like", "Dislike"))
     turn_ids = gr.State([])
     message = gr.Textbox(label="Your message (you are the patient)", lines=2,
@@ -34,7 +33,9 @@ def build_session(services: Services) -> None:
         new = gr.Button("New session")
         following = gr.Button("Next session of this course")
         end = gr.Button("End session")
-    status = gr.Markdown()
+    with gr.Row():
+        session_id = gr.Textbox(label="Session id", interactive=False, scale=1)
+        status = gr.Markdown(scale=3)
 
     def on_modality(mod):
         choices = _model_choices(services, mod)
@@ -62,18 +63,22 @@ def build_session(services: Services) -> None:
             return gr.update(), [], [], "**Start a session first**; the next one continues its course."
         return start(mod, model_id, show, continue_from=sid)
 
-    def send_message(sid, text, show):
-        """Stream the reply; every yield is (chat, turn ids, status, message box)."""
-        if not sid:
-            yield gr.update(), gr.update(), "**Start a session first** (New session).", gr.update()
-            return
+    def send_message(sid, text, show, mod, model_id):
+        """Stream the reply; every yield is (session id, chat, turn ids, status, message box).
+
+        With no session open yet, the first message starts one with the chosen approach and model.
+        """
         try:
+            text = engine.clean_message(text)
+            if not sid:
+                sid = engine.start(mod, model_id, actor="researcher")["id"]
             events = engine.turn(sid, text)
-            first = next(events)
-        except (TurnRejected, SessionNotFound) as exc:
-            yield gr.update(), gr.update(), f"**Not sent:** {exc}", gr.update()
+            next(events)  # the patient turn is committed before anything is generated
+        except (TurnRejected, SessionNotFound, CatalogError) as exc:
+            yield sid or "", gr.update(), gr.update(), f"**Not sent:** {exc}", gr.update()
             return
-        yield from _stream(sid, [first], events, show)
+        for update in _stream(sid, events, show):
+            yield (sid, *update)
 
     def retry_reply(sid, show):
         if not sid:
@@ -83,9 +88,14 @@ def build_session(services: Services) -> None:
         if not turns or turns[-1]["role"] != "patient":
             yield gr.update(), gr.update(), "Nothing to retry: the last turn already has a reply.", gr.update()
             return
-        yield from _stream(sid, [], engine.reply(sid), show)
+        try:
+            events = engine.reply(sid)
+        except TurnRejected as exc:
+            yield gr.update(), gr.update(), f"**{exc}**", gr.update()
+            return
+        yield from _stream(sid, events, show)
 
-    def _stream(sid, done_events, events, show):  # noqa: ARG001 - patient event already stored
+    def _stream(sid, events, show):
         msgs, ids = redraw(sid, show)
         reasoning, answer, error = "", "", None
         yield msgs, ids, "", ""
@@ -133,10 +143,11 @@ def build_session(services: Services) -> None:
               api_name="start_session")
     following.click(start_next, [session_id, modality, model, show_reasoning],
                     [session_id, chat, turn_ids, status], api_name="next_session")
-    outputs = [chat, turn_ids, status, message]
-    send.click(send_message, [session_id, message, show_reasoning], outputs, api_name="send")
-    message.submit(send_message, [session_id, message, show_reasoning], outputs, api_name=False)
-    retry.click(retry_reply, [session_id, show_reasoning], outputs, api_name="retry")
+    send_inputs = [session_id, message, show_reasoning, modality, model]
+    send_outputs = [session_id, chat, turn_ids, status, message]
+    send.click(send_message, send_inputs, send_outputs, api_name="send")
+    message.submit(send_message, send_inputs, send_outputs, api_name=False)
+    retry.click(retry_reply, [session_id, show_reasoning], [chat, turn_ids, status, message], api_name="retry")
     end.click(end_session, session_id, status, api_name="end_session")
     show_reasoning.change(redraw, [session_id, show_reasoning], [chat, turn_ids], api_name="history")
     chat.like(on_like, [session_id, turn_ids], status, api_name=False)

@@ -99,3 +99,14 @@ def test_missing_model_and_lora_files(tmp_path):
         LlamaCppBackend("x", tmp_path / "nope.gguf")
     with pytest.raises(ModelNotFoundError, match="adapter"):
         LlamaCppBackend("x", embedded_gguf_path(), lora_path=tmp_path / "nope-lora.gguf")
+
+
+def test_min_tokens_forbids_ending_the_turn_early(backend):
+    msgs = [SYSTEM, {"role": "user", "content": "What is 2+2? Reply with the number only."}]
+    free = backend.stream(msgs, GenParams(max_tokens=40, temperature=0))
+    free.text()
+    assert free.usage.finish_reason == "stop" and free.usage.completion_tokens < 30
+    forced = backend.stream(msgs, GenParams(max_tokens=40, temperature=0,
+                                            min_tokens=free.usage.completion_tokens + 5))
+    forced.text()
+    assert forced.usage.completion_tokens >= free.usage.completion_tokens + 5

@@ -161,3 +161,45 @@ def test_real_model_reasoning_variant_stores_reasoning(services):
     assert row["role"] == "therapist" and row["content"].strip()
     assert row["reasoning"] and "<think>" not in row["content"]
     assert row["tokens_in"] > 100 and row["ttft_ms"] is not None
+
+
+def test_missing_model_file_is_a_clear_turn_error(services, tmp_path):
+    missing = tmp_path / "gone.gguf"
+    services.catalog.add(CatalogEntry("gone", "Gone", "llama_cpp", base=str(missing), source="config"))
+    assert services.catalog.get("gone").status().startswith("missing base")
+    session = services.engine.start("act", "gone")
+    events = _run(services.engine.turn(session["id"], "Hello?"))
+    assert events[-1].kind == "error" and "not found" in events[-1].text and str(missing) in events[-1].text
+    assert [r["role"] for r in services.sessions.turns(session["id"])] == ["patient"]
+
+
+def test_reply_is_committed_even_if_the_reader_goes_away(services):
+    import time
+    backend = _fake(services, replies=["A reply that keeps going for quite a few words indeed."])
+    session = services.engine.start("act", "fake")
+    events = services.engine.turn(session["id"], "Hello")
+    assert next(events).kind == "patient"
+    events.close()  # the browser tab closed mid-reply
+    deadline = time.monotonic() + 10
+    while services.engine.replying(session["id"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    roles = [r["role"] for r in services.sessions.turns(session["id"])]
+    assert roles == ["patient", "therapist"] and len(backend.calls) == 1
+
+
+def test_second_message_while_replying_is_refused(services):
+    import threading
+    gate = threading.Event()
+
+    def slow(messages):
+        gate.wait(10)
+        return "Done thinking."
+    _fake(services, replies=slow)
+    session = services.engine.start("act", "fake")
+    events = services.engine.turn(session["id"], "First")
+    next(events)
+    with pytest.raises(TurnRejected, match="still replying"):
+        _run(services.engine.turn(session["id"], "Second"))
+    gate.set()
+    assert _run(events)[-1].kind == "done"
+    assert [r["content"] for r in services.sessions.turns(session["id"])] == ["First", "Done thinking."]
