@@ -28,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2))
     else:
-        print(f"{'id':<22} {'backend':<10} {'modality':<8} {'reasoning':<9} {'source':<8} {'label':<44} status")
+        print(f"{'id':<22} {'backend':<10} {'modality':<8} {'reasoning':<9} {'source':<8} {'label':<48} status")
         for e in entries:
             print(f"{e.id:<22} {e.backend:<10} {e.modality:<8} {e.reasoning:<9} {e.source:<8} "
-                  f"{e.label:<44} {e.status()}")
+                  f"{e.label:<48} {e.status()}")
     for err in catalog.errors:
         print(f"warning: {err}", file=sys.stderr)
     return 0

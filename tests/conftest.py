@@ -23,3 +23,12 @@ def store(settings):
     s = Store(settings.db_path)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_hf_data_dir(tmp_path_factory):
+    """A data dir holding the embedded model's dequantized HF checkpoint, built once per run."""
+    from models.embedded import ensure_embedded_hf
+    data = tmp_path_factory.mktemp("embedded-hf-data")
+    ensure_embedded_hf(data)
+    return data

@@ -24,8 +24,8 @@ N_TOKENS = 16
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
+def data_dir(embedded_hf_data_dir):
+    return embedded_hf_data_dir
 
 
 @pytest.fixture(scope="module")

@@ -203,3 +203,22 @@ def test_second_message_while_replying_is_refused(services):
     gate.set()
     assert _run(events)[-1].kind == "done"
     assert [r["content"] for r in services.sessions.turns(session["id"])] == ["First", "Done thinking."]
+
+
+def test_embedded_backend_hf_serves_the_builtins(embedded_hf_data_dir):
+    """With embedded_backend = "hf" the same turn runs on transformers (CPU fp32 here)."""
+    from config import load_settings
+    settings = load_settings(["--data-dir", str(embedded_hf_data_dir)],
+                             env={"THERALAB_EMBEDDED_BACKEND": "hf", "THERALAB_MAX_TOKENS": "24",
+                                  "THERALAB_REASONING_BUDGET": "24"})
+    svc = build_services(settings)
+    try:
+        assert svc.catalog.get("default-think").backend == "hf"
+        session = svc.engine.start("act", "default-think")
+        events = _run(svc.engine.turn(session["id"], "I feel stuck in my life."))
+        assert events[-1].kind == "done", events[-1].text
+        row = svc.sessions.turns(session["id"])[-1]
+        assert row["content"].strip() and row["reasoning"] and row["tokens_out"] > 0
+        assert type(svc.pool.get("default-think")).__name__ == "HFBackend"
+    finally:
+        svc.store.close()
