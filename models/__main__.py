@@ -7,6 +7,7 @@ import sys
 
 from config import ConfigError, load_settings
 from models.catalog import Catalog, CatalogError
+from models.convert import register_cli, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     lister.add_argument("--data-dir")
     lister.add_argument("--config")
     lister.add_argument("--json", action="store_true", help="machine-readable output")
+    register_cli(sub)
     args = parser.parse_args(argv)
+    if args.command == "convert-lora":
+        return run_cli(args)
     flags = [f for k in ("data_dir", "config") if getattr(args, k)
              for f in (f"--{k.replace('_', '-')}", getattr(args, k))]
     try:

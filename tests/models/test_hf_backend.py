@@ -107,7 +107,8 @@ def test_adapters_change_output_and_switch_both_ways(ckpt, base, base_text, tmp_
     first = HFBackend("smol-lora-a", ckpt, adapter_path=_make_lora(ckpt, tmp_path_factory.mktemp("a"), 1))
     second = HFBackend("smol-lora-b", ckpt, adapter_path=_make_lora(ckpt, tmp_path_factory.mktemp("b"), 2))
     assert first.host() is base.host() is second.host() is get_host(ckpt)
-    assert len(base.host().adapters) == 2
+    # the host is shared with other tests' adapters on the same checkpoint: ours are both there
+    assert {first.adapter_name, second.adapter_name} <= set(base.host().adapters)
 
     def run(backend):
         return backend.stream(CHAT, GenParams(max_tokens=N_TOKENS, **GREEDY)).text()

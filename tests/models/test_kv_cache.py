@@ -53,9 +53,11 @@ def test_interleaved_conversations_are_restored_not_reread(backend):
     assert second_b.usage.cached_tokens >= b_stream.usage.prompt_tokens
 
 
-def test_restored_state_continues_exactly_like_an_uninterrupted_session(backend):
+def test_restored_state_continues_exactly_like_an_uninterrupted_session():
     # (A cold re-read of the whole prompt can differ in the last float bits, because llama.cpp
-    # batches it differently, so the reference is the same session with no switch.)
+    # batches it differently, so the reference is the same session with no switch, and both
+    # start from an empty host so every prompt is evaluated in the same batches.)
+    backend = LlamaCppBackend("kv-switching", embedded_gguf_path(), n_ctx=1560)
     greedy = GenParams(max_tokens=16, temperature=0)
     a = _chat("I keep checking the door lock again and again.")
     a_reply = backend.stream(a, greedy).text()
