@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from config import ConfigError, load_settings
+from config import ConfigError, enforce_offline_env, load_settings
+
+enforce_offline_env()
 
 
 def main(argv: list[str] | None = None) -> int:

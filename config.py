@@ -16,6 +16,18 @@ from typing import Any
 ENV_PREFIX = "THERALAB_"
 
 
+# Nothing leaves the machine at run time: no usage analytics, no model-hub lookups. Set before
+# gradio / transformers are imported; a user may still override any of them explicitly.
+OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_DATASETS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+
+
+def enforce_offline_env(env: dict | None = None) -> None:
+    target = os.environ if env is None else env
+    for key, value in OFFLINE_ENV.items():
+        target.setdefault(key, value)
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says where and why."""
 

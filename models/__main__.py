@@ -5,12 +5,13 @@ import argparse
 import json
 import sys
 
-from config import ConfigError, load_settings
+from config import ConfigError, enforce_offline_env, load_settings
 from models.catalog import Catalog, CatalogError
 from models.convert import register_cli, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
+    enforce_offline_env()
     parser = argparse.ArgumentParser(prog="python -m models", description="TheraLab model catalog")
     sub = parser.add_subparsers(dest="command", required=True)
     lister = sub.add_parser("list", help="list every model a user can pick")

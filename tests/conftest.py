@@ -10,6 +10,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from config import enforce_offline_env  # noqa: E402
+
+enforce_offline_env()
+
 
 @pytest.fixture
 def settings(tmp_path):

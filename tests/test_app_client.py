@@ -19,12 +19,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Loaded into the app process: records every outbound connection and host-name lookup, so the
+# test can prove that nothing but loopback is contacted.
+NETWORK_SPY = """
+import socket, json, os
+_log = os.environ["THERALAB_NETWORK_LOG"]
+def _record(kind, target):
+    with open(_log, "a") as f:
+        f.write(json.dumps([kind, str(target)]) + "\\n")
+_connect = socket.socket.connect
+def connect(self, address):
+    _record("connect", address)
+    return _connect(self, address)
+socket.socket.connect = connect
+_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):
+    _record("lookup", host)
+    return _getaddrinfo(host, *args, **kwargs)
+socket.getaddrinfo = getaddrinfo
+_record("spy", "loaded")
+"""
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     data = tmp_path_factory.mktemp("appdata")
+    spy_dir = tmp_path_factory.mktemp("spy")
+    (spy_dir / "sitecustomize.py").write_text(NETWORK_SPY)
     port = _free_port()
     log = open(data / "app.log", "w")
-    env = {"PATH": "/usr/bin:/bin", "THERALAB_MAX_TOKENS": "40", "THERALAB_REASONING_BUDGET": "40"}
+    env = {"PATH": "/usr/bin:/bin", "THERALAB_MAX_TOKENS": "40", "THERALAB_REASONING_BUDGET": "40",
+           "PYTHONPATH": str(spy_dir), "THERALAB_NETWORK_LOG": str(data / "network.jsonl")}
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir", str(data)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -43,7 +68,7 @@ def app(tmp_path_factory):
         proc.kill()
         pytest.fail("app did not answer in 60 s: " + (data / "app.log").read_text()[-2000:])
     yield {"client": client, "db": data / "sessions.db", "proc": proc, "startup_s": time.monotonic() - started,
-           "port": port}
+           "port": port, "network_log": data / "network.jsonl"}
     proc.terminate()
     try:
         proc.wait(10)
@@ -123,3 +148,16 @@ def test_unknown_model_is_refused_clearly(app):
     with pytest.raises(AppError, match="not in the list of choices"):
         app["client"].predict("act", "no-such-model", False, api_name="/start_session")
     assert app["proc"].poll() is None  # still serving
+
+
+def test_app_contacts_nothing_but_loopback(app):
+    """Runs after the chat tests (file order): no analytics, no hub, no update check."""
+    import json
+    app["client"].predict("act", "default", False, api_name="/start_session")
+    log = app["network_log"]
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert ["spy", "loaded"] in events  # the spy really ran inside the app
+    events = [e for e in events if e[0] != "spy"]
+    loopback = ("127.0.0.1", "localhost", "::1", "('127.0.0.1'", "('::1'", "None", "")
+    outside = [e for e in events if not str(e[1]).startswith(loopback)]
+    assert outside == []
