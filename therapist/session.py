@@ -74,6 +74,9 @@ class SessionEngine:
         course_id, index, summary = None, 1, None
         if continue_from:
             prev = self.sessions.get(continue_from)
+            if prev["modality"] != "cbt" or modality != "cbt":
+                raise TurnRejected("Only CBT sessions form a course. ACT sessions are single "
+                                   "sessions: use New session.")
             if prev["status"] == "active" or not prev.get("summary"):
                 summary = self.end(continue_from, actor=actor)
             else:

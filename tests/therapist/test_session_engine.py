@@ -222,3 +222,14 @@ def test_embedded_backend_hf_serves_the_builtins(embedded_hf_data_dir):
         assert type(svc.pool.get("default-think")).__name__ == "HFBackend"
     finally:
         svc.store.close()
+
+
+def test_only_cbt_sessions_continue_as_a_course(services):
+    _fake(services, replies=["ok"])
+    act = services.engine.start("act", "fake")
+    with pytest.raises(TurnRejected, match="Only CBT"):
+        services.engine.start("act", "fake", continue_from=act["id"])
+    cbt = services.engine.start("cbt", "fake")
+    with pytest.raises(TurnRejected, match="Only CBT"):
+        services.engine.start("act", "fake", continue_from=cbt["id"])
+    assert services.sessions.get(cbt["id"])["status"] == "active"  # nothing was ended by the refusal
