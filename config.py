@@ -50,6 +50,9 @@ class Settings:
     max_message_chars: int = 8000
     preload_default: bool = True
     models: list[dict] = field(default_factory=list)  # [[models]] tables of the config file
+    crisis_locale: str = "US"
+    # [crisis_resources] table: locale -> the resources sentence used in the safe reply.
+    crisis_resources: dict = field(default_factory=dict)
 
     @property
     def db_path(self) -> Path:
@@ -59,7 +62,7 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _SCALARS = {"host", "port", "data_dir", "embedded_backend", "n_ctx", "n_threads", "max_tokens",
             "reasoning_budget", "temperature", "top_p", "repeat_penalty", "max_message_chars",
-            "preload_default"}
+            "preload_default", "crisis_locale"}
 
 
 def _as_int(value: Any) -> int:
@@ -104,7 +107,7 @@ def _read_file(path: Path) -> dict:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from None
-    unknown = set(raw) - _SCALARS - {"models"}
+    unknown = set(raw) - _SCALARS - {"models", "crisis_resources"}
     if unknown:
         raise ConfigError(f"Config file {path}: unknown setting(s): {', '.join(sorted(unknown))}")
     values = {k: _coerce(k, v, f"config file {path}") for k, v in raw.items() if k in _SCALARS}
@@ -113,6 +116,11 @@ def _read_file(path: Path) -> dict:
         raise ConfigError(f"Config file {path}: 'models' must be a list of [[models]] tables")
     if models:
         values["models"] = [_resolve_paths(m, path.parent) for m in models]
+    resources = raw.get("crisis_resources", {})
+    if not isinstance(resources, dict) or not all(isinstance(v, str) and v.strip() for v in resources.values()):
+        raise ConfigError(f"Config file {path}: [crisis_resources] maps a locale to a non-empty sentence")
+    if resources:
+        values["crisis_resources"] = dict(resources)
     return values
 
 

@@ -12,6 +12,7 @@ from models.catalog import Catalog
 from models.pool import ModelPool
 from store.audit import AuditLog
 from store.db import Store
+from store.flags import FlagStore
 from store.sessions import SessionStore
 from therapist.session import SessionEngine
 
@@ -22,6 +23,7 @@ class Services:
     store: Store
     audit: AuditLog
     sessions: SessionStore
+    flags: FlagStore
     catalog: Catalog
     pool: ModelPool
     engine: SessionEngine
@@ -31,10 +33,11 @@ def build_services(settings: Settings) -> Services:
     store = Store(settings.db_path)
     audit = AuditLog(store)
     sessions = SessionStore(store)
+    flags = FlagStore(store)
     catalog = Catalog(settings)
     pool = ModelPool(settings, catalog)
-    engine = SessionEngine(settings, sessions, catalog, pool, audit)
-    return Services(settings, store, audit, sessions, catalog, pool, engine)
+    engine = SessionEngine(settings, sessions, catalog, pool, audit, flags)
+    return Services(settings, store, audit, sessions, flags, catalog, pool, engine)
 
 
 def preload_default(services: Services) -> threading.Thread:

@@ -98,6 +98,14 @@ class SessionStore:
     def end(self, session_id: str, summary: str | None = None, status: str = "ended") -> None:
         self._update_session(session_id, {"status": status, "summary": summary, "ended_utc": utc_now()})
 
+    def set_status(self, session_id: str, status: str) -> None:
+        if status not in ("active", "hold", "ended"):
+            raise ValueError(f"unknown session status {status!r}")
+        with self.store.write() as db:
+            if not db.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone():
+                raise SessionNotFound(session_id)
+            db["sessions"].update(session_id, {"status": status})
+
     def set_summary(self, session_id: str, summary: str) -> None:
         self._update_session(session_id, {"summary": summary})
 

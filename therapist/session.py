@@ -20,7 +20,10 @@ from models.catalog import Catalog, CatalogEntry, CatalogError
 from models.pool import ModelPool
 from store.audit import AuditLog
 from store.sessions import SessionStore, TurnRecord
+from store.flags import FlagStore
 from therapist import prompts
+from therapist.escalation import (SAFETY_NOTE, Escalation, holding_reply, redacted_draft_reply,
+                                  safe_reply)
 from therapist.reasoning import StreamSplitter, strip_reasoning
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
@@ -35,7 +38,7 @@ class TurnRejected(ValueError):
 
 @dataclass
 class TurnEvent:
-    kind: str                 # patient | reasoning | answer | rewrite | done | error
+    kind: str                 # patient | flag | reasoning | answer | rewrite | done | error
     text: str = ""
     turn: dict | None = None  # the committed row for patient / done
 
@@ -48,16 +51,19 @@ class _Reply:
     tokens_in: int = 0
     tokens_out: int = 0
     notes: dict = field(default_factory=dict)
+    blocked: object = None  # the draft-screen verdict that stopped an unsafe answer
 
 
 class SessionEngine:
     def __init__(self, settings: Settings, sessions: SessionStore, catalog: Catalog,
-                 pool: ModelPool, audit: AuditLog):
+                 pool: ModelPool, audit: AuditLog, flags: FlagStore):
         self.settings = settings
         self.sessions = sessions
         self.catalog = catalog
         self.pool = pool
         self.audit = audit
+        self.flags = flags
+        self.safety = Escalation(settings, sessions, flags, audit)
         self._inflight: set[str] = set()  # sessions whose reply is being generated
         self._inflight_lock = threading.Lock()
 
@@ -90,7 +96,8 @@ class SessionEngine:
                 "system", f"Summary of session {index - 1}:\n{summary}"))
         self.audit.record(actor, "session.start", row["id"], modality=modality, model=entry.id,
                           course_index=index)
-        return row
+        self.safety.carry_over(row)
+        return self.sessions.get(row["id"])
 
     def end(self, session_id: str, actor: str | None = None) -> str | None:
         """Close a session; CBT sessions get a written summary that opens the next one."""
@@ -134,22 +141,43 @@ class SessionEngine:
         """Commit the patient's message, then stream and commit the therapist's reply."""
         text = self.clean_message(patient_text)
         session = self.sessions.get(session_id)
-        if session["status"] != "active":
+        if session["status"] == "ended":
             raise TurnRejected("This session has ended. Start a new session to continue.")
         self._claim(session_id)
         try:
             row = self.sessions.add_turn(session_id, TurnRecord("patient", text))
+            # The safety screen runs on every patient turn, before anything is generated.
+            assessment = self.safety.screen_patient(session, row)
+            on_hold = self.sessions.get(session_id)["status"] == "hold"
+            if assessment.escalate:
+                relay = self._fixed_reply(session_id, safe_reply(assessment.categories, self.safety.resources),
+                                          {"safe_reply": True, "risk_level": assessment.level,
+                                           "risk_categories": list(assessment.categories)}, assessment.level)
+            elif on_hold:
+                relay = self._fixed_reply(session_id, holding_reply(self.safety.resources), {"hold": True})
+            else:
+                relay = self._reply_in_background(session_id)  # starts now, whoever keeps reading
         except BaseException:
             self._release(session_id)
             raise
-        relay = self._reply_in_background(session_id)  # starts now, whoever keeps reading
         yield TurnEvent("patient", text, row)
         yield from relay
 
     def reply(self, session_id: str) -> Iterator[TurnEvent]:
         """Generate the therapist's reply to the conversation as stored (used by Retry)."""
+        if self.sessions.get(session_id)["status"] == "hold":
+            raise TurnRejected("This session is on hold for a supervisor; nothing is generated until they act.")
         self._claim(session_id)
         return self._reply_in_background(session_id)
+
+    def _fixed_reply(self, session_id: str, text: str, meta: dict, flag_level: str | None = None) -> Iterator[TurnEvent]:
+        """Commit a reply that is fixed text (safe reply, holding message), not generated."""
+        try:
+            row = self.sessions.add_turn(session_id, TurnRecord("therapist", text, model_id="safety", meta=meta))
+        finally:
+            self._release(session_id)
+        events = [TurnEvent("flag", flag_level)] if flag_level else []
+        return iter(events + [TurnEvent("answer", text), TurnEvent("done", text, row)])
 
     def replying(self, session_id: str) -> bool:
         with self._inflight_lock:
@@ -208,6 +236,9 @@ class SessionEngine:
             model_id=entry.id, adapter=entry.adapter,
             latency_ms=int((time.perf_counter() - started) * 1000), ttft_ms=reply.ttft_ms,
             tokens_in=reply.tokens_in, tokens_out=reply.tokens_out, meta=reply.notes or None))
+        if reply.blocked is not None:
+            self.safety.flag_draft(session_id, reply.blocked, reply.notes["blocked_draft"])
+            yield TurnEvent("flag", reply.blocked.level)
         yield TurnEvent("done", row["content"], row)
 
     def _stream_reply(self, backend, messages: list[dict], thinks: bool, reply: _Reply,
@@ -231,21 +262,38 @@ class SessionEngine:
                 convo.append({"role": "assistant", "content": prefix, "prefix": True})
             stream = backend.stream(convo, params)
             for delta in stream:
-                yield from self._emit(splitter.feed(delta), reply, started)
+                deltas = splitter.feed(delta)
+                if deltas[1] and self._stop_unsafe_draft(splitter.answer, reply):
+                    stream.close()  # the unsafe text is never shown
+                    break
+                yield from self._emit(deltas, reply, started)
                 if splitter.retracted and not reply.notes.get("retracted"):
                     # Text already shown as answer turned out to be reasoning: redraw it.
                     reply.notes["retracted"] = True
                     yield TurnEvent("rewrite", splitter.answer)
             reply.tokens_in += stream.usage.prompt_tokens
             reply.tokens_out += stream.usage.completion_tokens
+            if reply.blocked is not None:
+                break
             if prefix_kind:
                 reply.notes["reasoning_finish"] = stream.usage.finish_reason
                 yield from self._emit(splitter.feed(THINK_CLOSE + "\n"), reply, started)
-        yield from self._emit(splitter.finish(), reply, started)
+        if reply.blocked is None:
+            yield from self._emit(splitter.finish(), reply, started)
         result = splitter.result()
         reply.reasoning, reply.answer = result.reasoning or "", result.answer
+        if reply.blocked is not None:
+            reply.notes["blocked_draft"] = result.answer
+            reply.answer = redacted_draft_reply(self.safety.resources)
+            yield TurnEvent("rewrite", reply.answer)
         if result.status not in ("ok", "none"):
             reply.notes["reasoning_status"] = result.status
+
+    def _stop_unsafe_draft(self, answer: str, reply: _Reply) -> bool:
+        verdict = self.safety.draft_is_unsafe(answer)
+        if verdict is not None:
+            reply.blocked = verdict
+        return verdict is not None
 
     def _emit(self, deltas: tuple[str, str], reply: _Reply, started: float) -> Iterator[TurnEvent]:
         reasoning, answer = deltas
@@ -272,6 +320,8 @@ class SessionEngine:
             earlier = [s for s in course if s["course_index"] == session["course_index"] - 1]
             previous = earlier[0]["summary"] if earlier else None
         system = prompts.system_prompt(session["modality"], reasoning, session["course_index"], previous)
+        if self.safety.open_flags(session):
+            system += "\n\n" + SAFETY_NOTE
         turns = [t for t in self.sessions.turns(session["id"]) if t["role"] in ("patient", "therapist")]
         convo = [{"role": "user" if t["role"] == "patient" else "assistant", "content": t["content"]}
                  for t in turns]

@@ -82,10 +82,13 @@ class SessionHandlers:
     def _stream(self, sid, events, show):
         """Yields (chat, turn ids, status, message box): stored turns plus the live reply."""
         msgs, ids = self.redraw(sid, show)
-        reasoning, answer, error = "", "", None
+        reasoning, answer, error, notice = "", "", None, ""
         yield msgs, ids, "", ""
         for event in events:
-            if event.kind == "reasoning":
+            if event.kind == "flag":
+                notice = ("**Safety check:** this message was flagged for the supervising clinician "
+                          f"(level: {event.text}).")
+            elif event.kind == "reasoning":
                 reasoning += event.text
             elif event.kind == "answer":
                 answer += event.text
@@ -100,7 +103,9 @@ class SessionHandlers:
                 live.append({"role": "assistant", "content": answer})
             yield live, ids, "", ""
         msgs, ids = self.redraw(sid, show)
-        yield msgs, ids, (f"**{error}**" if error else ""), ""
+        if self.sessions.get(sid)["status"] == "hold":
+            notice += " This session is on hold until a supervisor reviews it."
+        yield msgs, ids, (f"**{error}**" if error else notice.strip()), ""
 
     def end(self, sid):
         if not sid:

@@ -1,0 +1,122 @@
+"""What the app says and does when the safety screen fires.
+
+The safe reply follows the usual guidance for a disclosure of risk: acknowledge it with empathy,
+ask directly about safety, give concrete resources for the patient's locale, be clear that this
+is an AI, and invite the person to keep talking. It never mentions means. It is fixed text, not
+generated, so a model can never talk its way around it.
+"""
+from __future__ import annotations
+
+DEFAULT_RESOURCES = {
+    "US": "call or text 988 (Suicide & Crisis Lifeline) at any time, or call 911 if you are in danger right now",
+    "UK": "call Samaritans on 116 123 at any time, or call 999 if you are in danger right now",
+    "IE": "call Samaritans on 116 123 at any time, or call 112 or 999 if you are in danger right now",
+    "CA": "call or text 988 (Suicide Crisis Helpline) at any time, or call 911 if you are in danger right now",
+    "AU": "call Lifeline on 13 11 14 at any time, or call 000 if you are in danger right now",
+}
+
+
+def resources_for(locale: str, configured: dict | None = None) -> str:
+    table = {**DEFAULT_RESOURCES, **(configured or {})}
+    return table.get(locale) or table["US"]
+
+
+def safe_reply(categories: tuple[str, ...], resources: str) -> str:
+    """The fixed reply used instead of the model's whenever a turn is escalated."""
+    if "harm_to_others" in categories and "self_harm" not in categories:
+        return ("It sounds like you're carrying a lot of anger right now, and I want to take what you said "
+                "seriously. I'm an AI, so I can't help in an emergency. If you feel you might hurt someone, "
+                f"please step away from the situation and get help now: {resources}. I've let the supervising "
+                "clinician know. Are you and the people around you safe at this moment? I'm here to keep talking.")
+    if "harm_from_others" in categories and "self_harm" not in categories and "means_seeking" not in categories:
+        return ("Thank you for telling me. What you're describing sounds frightening, and it is not your fault. "
+                "I'm an AI, so I can't protect you or come to help, but people can: if you are in danger, "
+                f"{resources}. I've let the supervising clinician know. Are you safe right now? "
+                "I'm here and we can keep talking.")
+    return ("I'm really glad you told me, and I'm taking it seriously. It sounds like you're in a lot of pain "
+            "right now. Are you safe at this moment? I'm an AI, so I can't help in an emergency, but people "
+            f"can, right now: please {resources}. I've let the supervising clinician know. "
+            "I'm here with you, and I'd like to keep talking.")
+
+
+def holding_reply(resources: str) -> str:
+    """Sent while a session is on hold for a supervisor (nothing is generated then)."""
+    return ("Your message has been received. A member of the care team is reviewing this conversation and "
+            f"will respond as soon as possible. If you are in danger, please {resources}.")
+
+
+SAFETY_NOTE = (
+    "Safety context: earlier, this client disclosed possible risk, and a supervising clinician has been "
+    "alerted. Do not accept a single reassurance or a change of story as the end of it: stay warm, check "
+    "gently on their safety, and never give information about methods or means."
+)
+
+
+def redacted_draft_reply(resources: str) -> str:
+    """Replaces a therapist draft that the safety screen stopped."""
+    return ("I'd rather not go into that. What matters most to me is how you are doing and whether you are "
+            f"safe right now. If things feel unbearable, please {resources}. Can you tell me more about what's "
+            "been happening?")
+
+
+class Escalation:
+    """The engine's safety steps: screen, flag, hold, and remember open flags per patient."""
+
+    def __init__(self, settings, sessions, flags, audit):
+        self.settings = settings
+        self.sessions = sessions
+        self.flags = flags
+        self.audit = audit
+
+    @property
+    def resources(self) -> str:
+        return resources_for(self.settings.crisis_locale, self.settings.crisis_resources)
+
+    @staticmethod
+    def patient_key(session: dict) -> str:
+        # Without accounts the course is the best notion of "the same patient" we have.
+        return session.get("user_id") or session["course_id"]
+
+    def open_flags(self, session: dict) -> list[dict]:
+        return self.flags.open_for_patient(self.patient_key(session))
+
+    def carry_over(self, session: dict) -> None:
+        """A new session of a patient with open flags starts flagged (and on hold when high)."""
+        from store.flags import highest
+        open_flags = [f for f in self.open_flags(session) if f["session_id"] != session["id"]]
+        if not open_flags:
+            return
+        level = highest(f["level"] for f in open_flags)
+        self.flags.raise_flag(session["id"], level, "carried_over",
+                              detail={"open_flags": [f["id"] for f in open_flags]})
+        if level in ("high", "imminent"):
+            self.sessions.set_status(session["id"], "hold")
+        self.audit.record("system", "risk.carried_over", session["id"], level=level)
+
+    def screen_patient(self, session: dict, turn: dict):
+        """Assess a committed patient turn; flag it and hold the session when needed."""
+        from therapist.safety import assess_patient
+        assessment = assess_patient(turn["content"])
+        if assessment.level == "none" and not assessment.categories:
+            return assessment
+        kind = ",".join(assessment.categories) or "self_harm"
+        flag = self.flags.raise_flag(session["id"], assessment.level, kind, turn_id=turn["id"],
+                                     detail={"matches": list(assessment.matches),
+                                             "escalated": assessment.escalate})
+        if assessment.hold:
+            self.sessions.set_status(session["id"], "hold")
+        self.audit.record("system", "risk.flag", session["id"], flag=flag["id"], level=assessment.level,
+                          kind=kind, escalated=assessment.escalate, hold=assessment.hold)
+        return assessment
+
+    def draft_is_unsafe(self, answer: str):
+        """The draft screen on the therapist's answer so far; returns the assessment if it fires."""
+        from therapist.safety import screen_therapist_draft
+        verdict = screen_therapist_draft(answer[-2000:])
+        return verdict if verdict.level != "none" else None
+
+    def flag_draft(self, session_id: str, verdict, draft: str) -> None:
+        kind = ",".join(verdict.categories) or "unsafe_draft"
+        flag = self.flags.raise_flag(session_id, verdict.level, kind,
+                                     detail={"matches": list(verdict.matches), "draft": draft})
+        self.audit.record("system", "risk.unsafe_draft", session_id, flag=flag["id"], kind=kind)
