@@ -1,4 +1,4 @@
-"""Metrics of the deterministic risk detector (therapist/safety.py) on the hand-written corpus.
+"""Metrics of the deterministic risk detector (therapist/safety/) on the hand-written corpus.
 
 Run: ``python -m benchmarks.risk_detector [--corpus PATH] [--misses]``.
 

@@ -1,4 +1,4 @@
-"""The deterministic risk detector (therapist/safety.py) against the hand-written corpus and edge cases."""
+"""The deterministic risk detector (therapist/safety/) against the hand-written corpus and edge cases."""
 from __future__ import annotations
 
 import subprocess
