@@ -76,6 +76,14 @@ def app(tmp_path_factory):
         proc.kill()
 
 
+def _text(message: dict) -> str:
+    """A chat message's text (the client returns content as a list of typed parts)."""
+    content = message["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
 def _rows(db: Path, sql: str, args=()):
     with sqlite3.connect(db) as conn:
         return conn.execute(sql, args).fetchall()
@@ -149,6 +157,15 @@ def test_unknown_model_is_refused_clearly(app):
         app["client"].predict("act", "no-such-model", False, api_name="/start_session")
     assert app["proc"].poll() is None  # still serving
 
+
+def test_risk_disclosure_gets_the_safe_reply_and_a_flag(app):
+    sid, chat, status, _ = app["client"].predict(
+        "", "I can't go on. I'm going to take all my pills tonight.", False, "act", "default", api_name="/send")
+    assert "988" in _text(chat[-1]) and "AI" in _text(chat[-1])
+    assert "Safety check" in status and "on hold" in status
+    flags = _rows(app["db"], "SELECT level, status FROM flags WHERE session_id=?", (sid,))
+    assert flags and flags[0][1] == "open" and flags[0][0] in ("high", "imminent")
+    assert _rows(app["db"], "SELECT status FROM sessions WHERE id=?", (sid,))[0][0] == "hold"
 
 def test_app_contacts_nothing_but_loopback(app):
     """Runs after the chat tests (file order): no analytics, no hub, no update check."""

@@ -30,6 +30,9 @@ _TARGET = (r"(?:him|her|them|my (?:boss|manager|ex|partner|husband|wife|boyfrien
            r"teacher|son|daughter|kids?|baby|children|family|parents)|that (?:guy|man|woman|girl|bitch|bastard|"
            r"prick|asshole|jerk)|(?:some|every|any)(?:one|body)|people|the (?:guy|man|woman|kids|people|bastard)"
            r"(?: who| that| at)?)")
+_ROUTINE = (r"(?![^.!?]{0,40}\b(?:with (?:breakfast|lunch|dinner|food|meals?|water|milk)|as prescribed|"
+            r"(?:like|as) (?:the|my) (?:doctor|gp|pharmacist|nurse)|every (?:day|morning|night|evening)|"
+            r"each (?:day|morning|night)|daily|on time)\b)")
 _SH_VERB = r"(?:cut|cutting|burn|burning|burned|burnt|hurt|hurting|harm|harming|scratch|scratching|hit|hitting)"
 
 RULES: tuple[_Rule, ...] = (
@@ -42,6 +45,13 @@ RULES: tuple[_Rule, ...] = (
        r"before|until|till|to|too|from))|"
        r"want to (?:disappear|stop existing|not exist|not be here|not wake up)|"
        r"(?:would|d) (?:rather|prefer to) (?:be dead|die|not exist|not be here))"),
+    _r("intent_pills", "self_harm", "high",
+       rf"(?P<core>(?:ill|i will|im going to|im gonna|i am going to|im about to|i plan to|im planning to|"
+       rf"i decided to|ive decided to) (?:just )?(?:take|swallow|down) (?:all|all of|every one of|a bunch of|"
+       rf"the whole (?:bottle|box|packet|pack) of) (?:my |the |these )?{_PILLS})" + _ROUTINE),
+    _r("cant_go_on", "self_harm", "low",
+       r"(?P<core>(?:cant|cannot|can not|dont (?:think|know if) i can) (?:go on|keep going|carry on|do this)"
+       r"(?: (?:anymore|any more|any longer|like this|living|with (?:life|living)))?)(?= *(?:[.!?,]|$))"),
     _r("want_to_die", "self_harm", "low",
        rf"{_I} {W}(?P<core>(?:want|wanted|need|ready) to (?:die|be dead)|feel like dying)"
        r"(?! (?:of|from|laughing|for|on|in this|a little|inside|when))"),
@@ -106,8 +116,9 @@ RULES: tuple[_Rule, ...] = (
        r"|(?:slit|slitting|cut|cutting|slash|slashing) (?:my|both) (?:wrists?|throat|veins?)|(?:step|stepping|walk|"
        r"walking) (?:out )?in front of (?:a|the) (?:train|bus|truck|lorry|car|traffic)|driv(?:e|ing) (?:my car |the car )?"
        r"(?:into|off) (?:a|the) (?:tree|wall|bridge|cliff|river|oncoming traffic|traffic|lake)|crash(?:ing)? my car"
-       r" on purpose|(?:take|taking|swallow|swallowing) (?:all|all of|every one of) my {_PILLS}|overdos(?:e|ing)"
+       rf" on purpose|(?:take|taking|swallow|swallowing) (?:all|all of|every one of) my {_PILLS}|overdos(?:e|ing)"
        r" (?:on (?:purpose|my|all)|again)|od (?:on|again)|(?:want|going|plan) to (?:overdose|od)\b)"
+       + _ROUTINE +
        r"(?! (?:accidentally|by accident|at the gym|when i|while|cooking|shaving|chopping|on the (?:stove|oven|iron|"
        r"pan|kettle|door|edge|glass)|with the (?:knife|stove)))"),
     _r("how_i_would_do_it", "self_harm", "moderate",
@@ -126,7 +137,9 @@ RULES: tuple[_Rule, ...] = (
     _r("intent", "self_harm", "high",
        rf"{_I} {W}(?P<core>(?:going to|will|plan to|planning to|intend to|decided to|made up my mind to|"
        r"ready to|gonna|about to|finally going to) (?:kill myself|end (?:my life|it all|it|things|everything)|"
-       r"take my (?:own )?life|unalive|kms|do it|jump|hang myself|overdose|od|go through with it|die))"
+       r"take my (?:own )?life|unalive|kms|do it|jump|hang myself|overdose|od|go through with it|die|"
+       rf"(?:take|swallow) (?:all|all of|every one of|a bunch of|the whole (?:bottle|box|packet|pack) of) "
+       rf"(?:my |the |these )?{_PILLS}))"
        r"(?! (?:with him|with her|with them|with my|at (?:work|the)|the conversation|my (?:contract|lease)))"),
     _r("not_burden_much_longer", "self_harm", "high",
        r"(?P<core>(?:wont|will not|not going to) (?:be (?:a burden|around|here|a problem|bothering you)|have to "
@@ -156,7 +169,7 @@ RULES: tuple[_Rule, ...] = (
        r"|overdose|od|hang myself|unalive)|(?:suicide )?attempt(?:ed)?\b(?! to (?:fix|make|talk|explain|study|get|do|"
        r"call|reach|cook|run|learn))|survived (?:a|my) (?:suicide )?attempt)", "nrfth"),
     _r("took_pills", "self_harm", "high",
-       rf"{_I} {WB}(?P<core>(?:took|taken|swallowed|swallowing|take|taking|downed|necked) (?:a bunch of|too many|all|"
+       rf"{_I} {WB}{_ROUTINE}(?P<core>(?:took|taken|swallowed|swallowing|take|taking|downed|necked) (?:a bunch of|too many|all|"
        r"all of|all the|a handful of|handfuls of|loads of|lots of|a whole (?:bottle|box|packet|pack|strip)(?: of)?|"
        r"the whole (?:bottle|box|packet|pack)(?: of)?|[1-9]\d+|an overdose|everything in|them all|the lot)"
        rf"(?: (?:of )?(?:my |the |these )?{_PILLS})?|overdosed|od ?d\b|odd on)"
