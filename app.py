@@ -8,6 +8,16 @@ from config import ConfigError, enforce_offline_env, load_settings
 enforce_offline_env()
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(sys.argv[1:] if argv is None else argv)
@@ -21,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         services = build_services(settings)
     except (StoreError, CatalogError) as exc:
         print(f"TheraLab cannot start: {exc}", file=sys.stderr)
+        return 2
+    from store.users import UserStore
+    has_accounts = UserStore(services.store).count() > 0
+    if not has_accounts and not is_loopback(settings.host):
+        print(f"TheraLab refuses to bind {settings.host} without accounts: session text is health data. "
+              "Create accounts first (python -m store users add NAME --role admin) or bind 127.0.0.1.",
+              file=sys.stderr)
         return 2
     if settings.preload_default:
         preload_default(services)

@@ -13,6 +13,8 @@ BANNER = ("**TheraLab** · supervised AI therapy research. The therapist is an A
 def build_app(services: Services) -> gr.Blocks:
     with gr.Blocks(title="TheraLab") as app:
         gr.Markdown(BANNER)
+        gr.Markdown("**Single-researcher mode:** no accounts exist, so there is no sign-in and the app "
+                    "only listens on this computer (loopback).")
         if services.catalog.errors:
             gr.Markdown("**Model catalog warnings:** " + "; ".join(services.catalog.errors))
         with gr.Tabs():
