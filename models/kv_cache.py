@@ -65,13 +65,13 @@ class KVStateCache:
         self.size_bytes -= len(self._items.pop(key).blob)
 
 
-def save_kv(llm) -> tuple[list[int], bytes]:
-    """The evaluated tokens and the context state (used KV cells) of a ``llama_cpp.Llama``."""
+def save_kv(llm) -> bytes:
+    """The context state (used KV cells) of a ``llama_cpp.Llama``."""
     import llama_cpp
     size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
     buf = (ctypes.c_uint8 * size)()
     written = llama_cpp.llama_state_get_data(llm._ctx.ctx, buf, size)
-    return llm.input_ids[: llm.n_tokens].tolist(), ctypes.string_at(buf, written)
+    return ctypes.string_at(buf, written)
 
 
 def load_kv(llm, parked: _Parked) -> None:
@@ -106,14 +106,11 @@ class ConversationSwitcher:
         parked, parked_len = self.parked.best(tokens)
         if current and not continuing and live < len(current):
             # Another conversation is about to overwrite this one's KV: park it first.
-            saved_tokens, blob = save_kv(llm)
+            self.parked.put(current, save_kv(llm))
             if parked_len > live:
-                self.parked.put(saved_tokens, blob)
                 load_kv(llm, parked)
                 self.parked.touch(parked)
                 live = parked_len
-            elif common_prefix(saved_tokens, tokens) < len(saved_tokens):
-                self.parked.put(saved_tokens, blob)
         elif not current and parked_len:
             load_kv(llm, parked)
             live = parked_len

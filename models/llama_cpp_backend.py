@@ -74,13 +74,15 @@ class LlamaHost:
 
     def tokenize(self, messages: list[dict], prefix: str = "") -> list[int]:
         """Token ids for a chat; message text can never produce special tokens."""
-        segments = render_segments(self.render, messages)
-        if prefix:
-            segments.append((prefix, True))
+        return self.tokenize_prompt(messages, prefix)[0]
+
+    def tokenize_prompt(self, messages: list[dict], prefix: str = "") -> tuple[list[int], int]:
+        """The prompt's token ids and how many of them, at the end, are the assistant prefill."""
         tokens: list[int] = []
-        for text, is_user_text in segments:
+        for text, is_user_text in render_segments(self.render, messages):
             tokens += self._tokenize_piece(text, not is_user_text)
-        return tokens
+        prefill = self._tokenize_piece(prefix, False) if prefix else []
+        return tokens + prefill, len(prefill)
 
     def _tokenize_piece(self, text: str, special: bool) -> list[int]:
         # A session re-sends its whole history every turn; only new messages need tokenizing.
@@ -151,8 +153,7 @@ class LlamaCppBackend:
 
     def stream(self, messages: list[dict], params: GenParams) -> TextStream:
         convo, prefix = split_prefix(messages)
-        tokens = self.host.tokenize(clean_messages(convo), prefix)
-        prefill = len(self.host.llm.tokenize(prefix.encode("utf-8"), add_bos=False, special=False)) if prefix else 0
+        tokens, prefill = self.host.tokenize_prompt(clean_messages(convo), prefix)
         if len(tokens) + params.max_tokens > self.host.n_ctx:
             raise BackendError(
                 f"The conversation needs {len(tokens)} tokens plus {params.max_tokens} for the reply, "

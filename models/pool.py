@@ -51,6 +51,3 @@ class ModelPool:
             from models.openai_backend import OpenAIBackend
             return OpenAIBackend(entry.id, entry.base_url, entry.model, api_key_env=entry.api_key_env)
         raise ValueError(f"model {entry.id!r}: the fake backend must be registered explicitly")
-
-    def context_size(self, model_id: str) -> int:
-        return self.settings.n_ctx

@@ -10,9 +10,6 @@ import json
 from store.db import Store
 from store.ids import new_id, utc_now
 
-LEVEL_ORDER = ("none", "low", "moderate", "high", "imminent")
-
-
 class FlagError(ValueError):
     pass
 
@@ -57,7 +54,3 @@ class FlagStore:
                                          "resolution_note": note.strip(), "resolved_utc": utc_now()})
         return dict(self.store.db["flags"].get(flag_id))
 
-
-def highest(levels) -> str:
-    levels = [lv for lv in levels if lv in LEVEL_ORDER]
-    return max(levels, key=LEVEL_ORDER.index) if levels else "none"

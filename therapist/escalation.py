@@ -82,11 +82,11 @@ class Escalation:
 
     def carry_over(self, session: dict) -> None:
         """A new session of a patient with open flags starts flagged (and on hold when high)."""
-        from store.flags import highest
+        from therapist.safety import max_level
         open_flags = [f for f in self.open_flags(session) if f["session_id"] != session["id"]]
         if not open_flags:
             return
-        level = highest(f["level"] for f in open_flags)
+        level = max_level(*(f["level"] for f in open_flags))
         self.flags.raise_flag(session["id"], level, "carried_over",
                               detail={"open_flags": [f["id"] for f in open_flags]})
         if level in ("high", "imminent"):

@@ -62,7 +62,6 @@ class SessionEngine:
         self.catalog = catalog
         self.pool = pool
         self.audit = audit
-        self.flags = flags
         self.safety = Escalation(settings, sessions, flags, audit)
         self._inflight: set[str] = set()  # sessions whose reply is being generated
         self._inflight_lock = threading.Lock()
@@ -148,12 +147,11 @@ class SessionEngine:
             row = self.sessions.add_turn(session_id, TurnRecord("patient", text))
             # The safety screen runs on every patient turn, before anything is generated.
             assessment = self.safety.screen_patient(session, row)
-            on_hold = self.sessions.get(session_id)["status"] == "hold"
-            if assessment.escalate:
+            if assessment.escalate:  # includes every assessment that just put the session on hold
                 relay = self._fixed_reply(session_id, safe_reply(assessment.categories, self.safety.resources),
                                           {"safe_reply": True, "risk_level": assessment.level,
                                            "risk_categories": list(assessment.categories)}, assessment.level)
-            elif on_hold:
+            elif session["status"] == "hold":
                 relay = self._fixed_reply(session_id, holding_reply(self.safety.resources), {"hold": True})
             else:
                 relay = self._reply_in_background(session_id)  # starts now, whoever keeps reading
