@@ -29,26 +29,28 @@ def main(argv: list[str] | None = None) -> int:
     from store.db import StoreError
     try:
         services = build_services(settings)
-    except (StoreError, CatalogError) as exc:
+    except (StoreError, CatalogError, ConfigError) as exc:
         print(f"TheraLab cannot start: {exc}", file=sys.stderr)
         return 2
-    from store.users import UserStore
-    has_accounts = UserStore(services.store).count() > 0
-    if not has_accounts and not is_loopback(settings.host):
+    if not services.sign_in and not is_loopback(settings.host):
         print(f"TheraLab refuses to bind {settings.host} without accounts: session text is health data. "
               "Create accounts first (python -m store users add NAME --role admin) or bind 127.0.0.1.",
               file=sys.stderr)
         return 2
     if settings.preload_default:
         preload_default(services)
+    from ui.access import Access
     from ui.app import build_app
-    app = build_app(services)
+    access = Access(services)
+    app = build_app(services, access)
     services.audit.record("system", "app.start", None, host=settings.host, port=settings.port)
     print(f"TheraLab on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
     # Session text is health data: never share=True, bind loopback unless told otherwise.
     try:
         app.queue(default_concurrency_limit=8).launch(
             server_name=settings.host, server_port=settings.port, share=False,
+            auth=access.login if services.sign_in else None,
+            auth_message="TheraLab: sign in with the account your study team gave you.",
             show_error=True, footer_links=["api"])
     except OSError as exc:
         print(f"TheraLab cannot start: {exc}", file=sys.stderr)

@@ -53,6 +53,14 @@ class Settings:
     crisis_locale: str = "US"
     # [crisis_resources] table: locale -> the resources sentence used in the safe reply.
     crisis_resources: dict = field(default_factory=dict)
+    # Consent shown before a patient's first session. A new version or a changed text asks again.
+    consent_version: str = "1"
+    consent_file: str = ""  # Markdown; empty = the built-in text (therapist/consent.md)
+    review_frequency: str = "A supervising clinician can see every session live and reviews each one within one working day."
+    supervisor_contact: str = "the study team (ask your study coordinator for the supervising clinician's name)"
+    # Optional second-stage risk classifier: a catalog model id; empty = rules only.
+    risk_classifier: str = ""
+    supervise_refresh_s: float = 2.0  # how often the Supervise tab polls for new sessions and flags
 
     @property
     def db_path(self) -> Path:
@@ -62,7 +70,8 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _SCALARS = {"host", "port", "data_dir", "embedded_backend", "n_ctx", "n_threads", "max_tokens",
             "reasoning_budget", "temperature", "top_p", "repeat_penalty", "max_message_chars",
-            "preload_default", "crisis_locale"}
+            "preload_default", "crisis_locale", "consent_version", "consent_file", "review_frequency",
+            "supervisor_contact", "risk_classifier", "supervise_refresh_s"}
 
 
 def _as_int(value: Any) -> int:
@@ -111,6 +120,8 @@ def _read_file(path: Path) -> dict:
     if unknown:
         raise ConfigError(f"Config file {path}: unknown setting(s): {', '.join(sorted(unknown))}")
     values = {k: _coerce(k, v, f"config file {path}") for k, v in raw.items() if k in _SCALARS}
+    if values.get("consent_file") and not Path(values["consent_file"]).is_absolute():
+        values["consent_file"] = str((path.parent / values["consent_file"]).resolve())
     models = raw.get("models", [])
     if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
         raise ConfigError(f"Config file {path}: 'models' must be a list of [[models]] tables")

@@ -11,9 +11,12 @@ from config import Settings
 from models.catalog import Catalog
 from models.pool import ModelPool
 from store.audit import AuditLog
+from store.consents import ConsentStore
 from store.db import Store
 from store.flags import FlagStore
 from store.sessions import SessionStore
+from store.supervision import DraftStore, NoteStore
+from store.users import UserStore
 from therapist.session import SessionEngine
 
 
@@ -27,6 +30,11 @@ class Services:
     catalog: Catalog
     pool: ModelPool
     engine: SessionEngine
+    users: UserStore
+    drafts: DraftStore
+    notes: NoteStore
+    # Fixed at start-up: with accounts, everyone signs in; without, one researcher on loopback.
+    sign_in: bool = False
 
 
 def build_services(settings: Settings) -> Services:
@@ -36,8 +44,11 @@ def build_services(settings: Settings) -> Services:
     flags = FlagStore(store)
     catalog = Catalog(settings)
     pool = ModelPool(settings, catalog)
-    engine = SessionEngine(settings, sessions, catalog, pool, audit, flags)
-    return Services(settings, store, audit, sessions, flags, catalog, pool, engine)
+    drafts = DraftStore(store)
+    engine = SessionEngine(settings, sessions, catalog, pool, audit, flags, drafts, ConsentStore(store))
+    users = UserStore(store)
+    return Services(settings, store, audit, sessions, flags, catalog, pool, engine, users, drafts,
+                    NoteStore(store), sign_in=users.count() > 0)
 
 
 def preload_default(services: Services) -> threading.Thread:

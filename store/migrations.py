@@ -91,6 +91,24 @@ def m001_initial(db: sqlite_utils.Database) -> None:
                   BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END""")
 
 
+@migration
+def m002_supervision(db: sqlite_utils.Database) -> None:
+    """Held drafts waiting for a supervisor, supervisor notes, and faster consent lookups."""
+    db["drafts"].create({
+        "id": str, "session_id": str, "after_turn_id": str, "content": str, "reasoning": str,
+        "model_id": str, "status": str, "final_text": str, "decided_by": str,
+        "turn_id": str, "meta_json": str, "created_utc": str, "decided_utc": str,
+    }, pk="id", not_null={"session_id", "content", "status"}, defaults={"status": "pending"},
+        foreign_keys=[("session_id", "sessions", "id")])
+    db["drafts"].create_index(["session_id", "status"])
+    db["notes"].create({
+        "id": str, "session_id": str, "author": str, "text": str, "created_utc": str,
+    }, pk="id", not_null={"session_id", "text"}, foreign_keys=[("session_id", "sessions", "id")])
+    db["notes"].create_index(["session_id"])
+    db["consents"].create_index(["user_id", "version"])
+    db["flags"].create_index(["status"])
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration; return the names applied now."""
     # BEGIN IMMEDIATE takes the write lock first, so two processes starting at once

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "tests"):  # the repo, and shared test helpers (tests/apprunner.py)
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from config import enforce_offline_env  # noqa: E402
 
@@ -36,3 +37,4 @@ def embedded_hf_data_dir(tmp_path_factory):
     data = tmp_path_factory.mktemp("embedded-hf-data")
     ensure_embedded_hf(data)
     return data
+

@@ -1,7 +1,6 @@
 """The app as a user drives it: launched on a free loopback port, used through gradio_client."""
 from __future__ import annotations
 
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -9,14 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from apprunner import chat_text
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Loaded into the app process: records every outbound connection and host-name lookup, so the
@@ -43,45 +37,17 @@ _record("spy", "loaded")
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
+    from apprunner import RunningApp
     data = tmp_path_factory.mktemp("appdata")
     spy_dir = tmp_path_factory.mktemp("spy")
     (spy_dir / "sitecustomize.py").write_text(NETWORK_SPY)
-    port = _free_port()
-    log = open(data / "app.log", "w")
-    env = {"PATH": "/usr/bin:/bin", "THERALAB_MAX_TOKENS": "40", "THERALAB_REASONING_BUDGET": "40",
-           "PYTHONPATH": str(spy_dir), "THERALAB_NETWORK_LOG": str(data / "network.jsonl")}
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir", str(data)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    from gradio_client import Client
-    client = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and client is None:
-        if proc.poll() is not None:
-            pytest.fail("app exited: " + (data / "app.log").read_text()[-2000:])
-        try:
-            client = Client(url, verbose=False)
-        except Exception:
-            time.sleep(0.3)
-    if client is None:
-        proc.kill()
-        pytest.fail("app did not answer in 60 s: " + (data / "app.log").read_text()[-2000:])
-    yield {"client": client, "db": data / "sessions.db", "proc": proc, "startup_s": time.monotonic() - started,
-           "port": port, "network_log": data / "network.jsonl"}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def _text(message: dict) -> str:
-    """A chat message's text (the client returns content as a list of typed parts)."""
-    content = message["content"]
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
+    running = RunningApp(data, {"PYTHONPATH": str(spy_dir), "THERALAB_NETWORK_LOG": str(data / "network.jsonl")})
+    client = running.client()
+    client.predict(True, api_name="/accept_consent")  # the researcher accepts the consent text once
+    yield {"client": client, "db": running.db, "proc": running.proc, "startup_s": time.monotonic() - started,
+           "port": running.port, "network_log": data / "network.jsonl"}
+    running.stop()
 
 
 def _rows(db: Path, sql: str, args=()):
@@ -161,7 +127,7 @@ def test_unknown_model_is_refused_clearly(app):
 def test_risk_disclosure_gets_the_safe_reply_and_a_flag(app):
     sid, chat, status, _ = app["client"].predict(
         "", "I can't go on. I'm going to take all my pills tonight.", False, "act", "default", api_name="/send")
-    assert "988" in _text(chat[-1]) and "AI" in _text(chat[-1])
+    assert "988" in chat_text(chat[-1]) and "AI" in chat_text(chat[-1])
     assert "Safety check" in status and "on hold" in status
     flags = _rows(app["db"], "SELECT level, status FROM flags WHERE session_id=?", (sid,))
     assert flags and flags[0][1] == "open" and flags[0][0] in ("high", "imminent")

@@ -39,12 +39,6 @@ def safe_reply(categories: tuple[str, ...], resources: str) -> str:
             "I'm here with you, and I'd like to keep talking.")
 
 
-def holding_reply(resources: str) -> str:
-    """Sent while a session is on hold for a supervisor (nothing is generated then)."""
-    return ("Your message has been received. A member of the care team is reviewing this conversation and "
-            f"will respond as soon as possible. If you are in danger, please {resources}.")
-
-
 SAFETY_NOTE = (
     "Safety context: earlier, this client disclosed possible risk, and a supervising clinician has been "
     "alerted. Do not accept a single reassurance or a change of story as the end of it: stay warm, check "
@@ -62,8 +56,9 @@ def redacted_draft_reply(resources: str) -> str:
 class Escalation:
     """The engine's safety steps: screen, flag, hold, and remember open flags per patient."""
 
-    def __init__(self, settings, sessions, flags, audit):
+    def __init__(self, settings, sessions, flags, audit, pool=None):
         self.settings = settings
+        self.pool = pool  # for the optional second-stage classifier
         self.sessions = sessions
         self.flags = flags
         self.audit = audit
@@ -95,19 +90,45 @@ class Escalation:
 
     def screen_patient(self, session: dict, turn: dict):
         """Assess a committed patient turn; flag it and hold the session when needed."""
-        from therapist.safety import assess_patient
+        from therapist.safety import assess_patient, combine
         assessment = assess_patient(turn["content"])
+        verdict = self._second_stage(session, turn)
+        if verdict is not None:
+            assessment = combine(assessment, verdict)
         if assessment.level == "none" and not assessment.categories:
             return assessment
         kind = ",".join(assessment.categories) or "self_harm"
-        flag = self.flags.raise_flag(session["id"], assessment.level, kind, turn_id=turn["id"],
-                                     detail={"matches": list(assessment.matches),
-                                             "escalated": assessment.escalate})
+        detail = {"matches": list(assessment.matches), "escalated": assessment.escalate}
+        if verdict is not None:
+            detail["classifier"] = {"model": verdict.model_id, "level": verdict.level, "status": verdict.status}
+        flag = self.flags.raise_flag(session["id"], assessment.level, kind, turn_id=turn["id"], detail=detail)
         if assessment.hold:
             self.sessions.set_status(session["id"], "hold")
         self.audit.record("system", "risk.flag", session["id"], flag=flag["id"], level=assessment.level,
                           kind=kind, escalated=assessment.escalate, hold=assessment.hold)
         return assessment
+
+    def _second_stage(self, session: dict, turn: dict):
+        """The optional model classifier (settings.risk_classifier): it can raise a level, never
+        lower one, and a failure leaves the rule screen's level standing."""
+        model_id = self.settings.risk_classifier
+        if not model_id or self.pool is None:
+            return None
+        from models.base import BackendError
+        from models.catalog import CatalogError
+        from therapist.safety import ModelRiskClassifier
+        try:
+            classifier = ModelRiskClassifier(self.pool.get(model_id), model_id)
+        except (BackendError, CatalogError) as exc:
+            self.audit.record("system", "risk.classifier_failed", session["id"], error=type(exc).__name__)
+            return None
+        earlier = [t["content"] for t in self.sessions.turns(session["id"])
+                   if t["role"] == "patient" and t["id"] != turn["id"]][-3:]
+        verdict = classifier.classify(turn["content"], earlier)
+        if not verdict.ok:  # content-free: the raw output stays out of the audit trail
+            self.audit.record("system", "risk.classifier_failed", session["id"], model=model_id,
+                              error=(verdict.error or "").split(":")[0], latency_ms=verdict.latency_ms)
+        return verdict
 
     def draft_is_unsafe(self, answer: str):
         """The draft screen on the therapist's answer so far; returns the assessment if it fires."""

@@ -1,9 +1,12 @@
 """The session engine: the one place a therapy turn happens, for human and simulated patients.
 
-A turn: validate the patient's text -> commit it -> build the therapist prompt -> stream from
-the chosen backend, splitting reasoning from the answer as it arrives -> commit the therapist
-turn. Each commit is durable before the next step, so a crash loses at most the reply that
-was still being generated, never an acknowledged turn.
+A turn: validate the patient's text -> commit it -> screen it for risk -> build the therapist
+prompt -> stream from the chosen backend, splitting reasoning from the answer as it arrives ->
+commit the therapist turn. Each commit is durable before the next step, so a crash loses at most
+the reply that was still being generated, never an acknowledged turn.
+
+A session on hold (a supervisor's choice, or high risk) still generates, but the reply is stored
+as a draft that the patient does not see until a supervisor approves, edits or replaces it.
 """
 from __future__ import annotations
 
@@ -19,11 +22,13 @@ from models.base import BackendError, GenParams
 from models.catalog import Catalog, CatalogEntry, CatalogError
 from models.pool import ModelPool
 from store.audit import AuditLog
-from store.sessions import SessionStore, TurnRecord
+from store.consents import ConsentStore
 from store.flags import FlagStore
+from store.sessions import SessionStore, TurnRecord
+from store.supervision import DraftStore
 from therapist import prompts
-from therapist.escalation import (SAFETY_NOTE, Escalation, holding_reply, redacted_draft_reply,
-                                  safe_reply)
+from therapist.consent import consent_text
+from therapist.escalation import SAFETY_NOTE, Escalation, redacted_draft_reply, safe_reply
 from therapist.reasoning import StreamSplitter, strip_reasoning
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
@@ -36,9 +41,13 @@ class TurnRejected(ValueError):
     """The input cannot start a turn; nothing was stored. The message is for the user."""
 
 
+class ConsentRequired(TurnRejected):
+    """No session starts before the patient has accepted the current consent text."""
+
+
 @dataclass
 class TurnEvent:
-    kind: str                 # patient | flag | reasoning | answer | rewrite | done | error
+    kind: str                 # patient | flag | reasoning | answer | rewrite | done | held | error
     text: str = ""
     turn: dict | None = None  # the committed row for patient / done
 
@@ -56,15 +65,29 @@ class _Reply:
 
 class SessionEngine:
     def __init__(self, settings: Settings, sessions: SessionStore, catalog: Catalog,
-                 pool: ModelPool, audit: AuditLog, flags: FlagStore):
+                 pool: ModelPool, audit: AuditLog, flags: FlagStore, drafts: DraftStore,
+                 consents: ConsentStore):
         self.settings = settings
         self.sessions = sessions
         self.catalog = catalog
         self.pool = pool
         self.audit = audit
-        self.safety = Escalation(settings, sessions, flags, audit)
+        self.drafts = drafts
+        self.consents = consents
+        self.consent = consent_text(settings)
+        self.safety = Escalation(settings, sessions, flags, audit, pool)
         self._inflight: set[str] = set()  # sessions whose reply is being generated
         self._inflight_lock = threading.Lock()
+
+    # ----- consent --------------------------------------------------------------------------
+    def needs_consent(self, user_id: str | None) -> bool:
+        return not self.consents.has(user_id, self.consent.version, self.consent.sha256)
+
+    def record_consent(self, user_id: str | None, actor: str | None) -> dict:
+        row = self.consents.record(user_id, self.consent.version, self.consent.sha256)
+        self.audit.record(actor, "consent.given", user_id, version=self.consent.version,
+                          text_sha256=self.consent.sha256)
+        return row
 
     # ----- sessions -------------------------------------------------------------------------
     def start(self, modality: str, model_id: str, user_id: str | None = None,
@@ -72,6 +95,8 @@ class SessionEngine:
         """Open a session; ``continue_from`` makes it the next session of that CBT course."""
         if modality not in ("cbt", "act"):
             raise TurnRejected("Choose CBT or ACT.")
+        if not extra.get("simulated") and self.needs_consent(user_id):
+            raise ConsentRequired("Please read and accept the consent information before your first session.")
         try:
             entry = self.catalog.get(model_id)
         except CatalogError as exc:
@@ -151,10 +176,8 @@ class SessionEngine:
                 relay = self._fixed_reply(session_id, safe_reply(assessment.categories, self.safety.resources),
                                           {"safe_reply": True, "risk_level": assessment.level,
                                            "risk_categories": list(assessment.categories)}, assessment.level)
-            elif session["status"] == "hold":
-                relay = self._fixed_reply(session_id, holding_reply(self.safety.resources), {"hold": True})
-            else:
-                relay = self._reply_in_background(session_id)  # starts now, whoever keeps reading
+            else:  # starts now, whoever keeps reading; on hold the reply becomes a draft
+                relay = self._reply_in_background(session_id, held=session["status"] == "hold")
         except BaseException:
             self._release(session_id)
             raise
@@ -162,11 +185,12 @@ class SessionEngine:
         yield from relay
 
     def reply(self, session_id: str) -> Iterator[TurnEvent]:
-        """Generate the therapist's reply to the conversation as stored (used by Retry)."""
-        if self.sessions.get(session_id)["status"] == "hold":
-            raise TurnRejected("This session is on hold for a supervisor; nothing is generated until they act.")
+        """Generate the therapist's reply to the conversation as stored (Retry; a new draft on hold)."""
+        status = self.sessions.get(session_id)["status"]
+        if status == "ended":
+            raise TurnRejected("This session has ended.")
         self._claim(session_id)
-        return self._reply_in_background(session_id)
+        return self._reply_in_background(session_id, held=status == "hold")
 
     def _fixed_reply(self, session_id: str, text: str, meta: dict, flag_level: str | None = None) -> Iterator[TurnEvent]:
         """Commit a reply that is fixed text (safe reply, holding message), not generated."""
@@ -191,18 +215,21 @@ class SessionEngine:
         with self._inflight_lock:
             self._inflight.discard(session_id)
 
-    def _reply_in_background(self, session_id: str) -> Iterator[TurnEvent]:
+    def _reply_in_background(self, session_id: str, held: bool = False) -> Iterator[TurnEvent]:
         """Run the reply in a worker thread and relay its events.
 
         The worker finishes and commits the reply even if the reader goes away (a closed browser
-        tab, a dropped API client), so a reply that was being generated is never lost.
+        tab, a dropped API client), so a reply that was being generated is never lost. A held
+        reply is not streamed to the reader: only its outcome is.
         """
         events: queue.Queue[TurnEvent | None] = queue.Queue()
+        relayed = ("flag", "held", "error") if held else None
 
         def work() -> None:
             try:
-                for event in self._generate_reply(session_id):
-                    events.put(event)
+                for event in self._generate_reply(session_id, held):
+                    if relayed is None or event.kind in relayed:
+                        events.put(event)
             except Exception as exc:  # a store failure must reach the reader, not vanish
                 events.put(TurnEvent("error", f"The reply could not be saved: {exc}"))
             finally:
@@ -212,7 +239,7 @@ class SessionEngine:
         threading.Thread(target=work, name=f"reply-{session_id}", daemon=True).start()
         return iter(events.get, None)
 
-    def _generate_reply(self, session_id: str) -> Iterator[TurnEvent]:
+    def _generate_reply(self, session_id: str, held: bool = False) -> Iterator[TurnEvent]:
         session = self.sessions.get(session_id)
         entry = self.catalog.get(session["therapist_model"])
         started = time.perf_counter()
@@ -229,15 +256,76 @@ class SessionEngine:
             self.audit.record(None, "turn.empty", session_id, model=entry.id)
             yield TurnEvent("error", "The therapist model returned an empty reply. Press Retry.")
             return
+        if reply.blocked is not None:
+            self.safety.flag_draft(session_id, reply.blocked, reply.notes["blocked_draft"])
+            yield TurnEvent("flag", reply.blocked.level)
+        if held:
+            yield TurnEvent("held", reply.answer.strip(), self._hold_draft(session_id, entry, reply))
+            return
         row = self.sessions.add_turn(session_id, TurnRecord(
             "therapist", reply.answer.strip(), reasoning=reply.reasoning.strip() or None,
             model_id=entry.id, adapter=entry.adapter,
             latency_ms=int((time.perf_counter() - started) * 1000), ttft_ms=reply.ttft_ms,
             tokens_in=reply.tokens_in, tokens_out=reply.tokens_out, meta=reply.notes or None))
-        if reply.blocked is not None:
-            self.safety.flag_draft(session_id, reply.blocked, reply.notes["blocked_draft"])
-            yield TurnEvent("flag", reply.blocked.level)
         yield TurnEvent("done", row["content"], row)
+
+    def _hold_draft(self, session_id: str, entry: CatalogEntry, reply: _Reply) -> dict:
+        last = self.sessions.turns(session_id)[-1]
+        draft = self.drafts.add(session_id, reply.answer.strip(), reply.reasoning.strip() or None, entry.id,
+                                after_turn_id=last["id"], meta=reply.notes or None)
+        self.audit.record("system", "draft.held", session_id, draft=draft["id"])
+        return draft
+
+    # ----- supervision ----------------------------------------------------------------------
+    def set_hold(self, session_id: str, on: bool, actor: str | None) -> None:
+        """Hold: replies wait as drafts for a supervisor. Release: replies go straight out again."""
+        if self.sessions.get(session_id)["status"] == "ended":
+            raise TurnRejected("This session has ended.")
+        self.sessions.set_status(session_id, "hold" if on else "active")
+        self.audit.record(actor, "session.hold" if on else "session.release", session_id)
+
+    def decide_draft(self, draft_id: str, action: str, actor: str, text: str | None = None) -> dict | None:
+        """approve | edit | replace | discard a held draft; returns the therapist turn sent, if any."""
+        draft = self.drafts.get(draft_id)
+        if self.sessions.get(draft["session_id"])["status"] == "ended":
+            raise TurnRejected("This session has ended.")
+        status = {"approve": "approved", "edit": "edited", "replace": "replaced", "discard": "discarded"}.get(action)
+        if status is None:
+            raise TurnRejected(f"Unknown action {action!r}.")
+        final = draft["content"] if action == "approve" else None
+        if action in ("edit", "replace"):
+            final = self.clean_reply(text)
+        row = None
+        with self.sessions.store.write():  # the turn and the decision land together or not at all
+            if final is not None:
+                row = self.sessions.add_turn(draft["session_id"], TurnRecord(
+                    "therapist", final, reasoning=draft["reasoning"] if action != "replace" else None,
+                    model_id=draft["model_id"] if action == "approve" else "supervisor",
+                    meta={"draft_id": draft_id, "review": status, "reviewed_by": actor}))
+            self.drafts.mark(draft_id, status, actor, final, row["id"] if row else None)
+        self.audit.record(actor, f"draft.{status}", draft["session_id"], draft=draft_id)
+        return row
+
+    def supervisor_reply(self, session_id: str, text: str | None, actor: str) -> dict:
+        """A reply written by the supervisor, sent as the therapist's next turn."""
+        if self.sessions.get(session_id)["status"] == "ended":
+            raise TurnRejected("This session has ended.")
+        final = self.clean_reply(text)
+        pending = self.drafts.pending(session_id)
+        if pending:
+            return self.decide_draft(pending["id"], "replace", actor, final)
+        row = self.sessions.add_turn(session_id, TurnRecord(
+            "therapist", final, model_id="supervisor", meta={"review": "written", "reviewed_by": actor}))
+        self.audit.record(actor, "session.supervisor_reply", session_id, turn=row["id"])
+        return row
+
+    def clean_reply(self, text: str | None) -> str:
+        text = _CONTROL_CHARS.sub("", text or "").strip()
+        if not text:
+            raise TurnRejected("The reply is empty.")
+        if len(text) > self.settings.max_message_chars:
+            raise TurnRejected(f"The reply is longer than {self.settings.max_message_chars:,} characters.")
+        return text
 
     def _stream_reply(self, backend, messages: list[dict], thinks: bool, reply: _Reply,
                       started: float) -> Iterator[TurnEvent]:

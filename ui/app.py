@@ -1,23 +1,40 @@
-"""Assembles the Gradio app from one builder function per tab."""
+"""Assembles the Gradio app from one builder function per tab, and shows each role its tabs.
+
+Which tabs a user sees is a convenience; the handlers check roles themselves (ui/access.py).
+"""
 from __future__ import annotations
 
 import gradio as gr
 
 from services import Services
+from ui.access import Access
 from ui.session_tab import build_session
+from ui.supervise_tab import build_supervise
 
 BANNER = ("**TheraLab** · supervised AI therapy research. The therapist is an AI model, not a "
           "clinician. If you are in crisis, call or text 988 (US) or your local emergency number.")
+SINGLE = ("**Single-researcher mode:** no accounts exist, so there is no sign-in and the app only "
+          "listens on this computer (loopback). Create accounts with `python -m store users add` and "
+          "restart to turn on sign-in and roles.")
 
 
-def build_app(services: Services) -> gr.Blocks:
+def build_app(services: Services, access: Access | None = None) -> gr.Blocks:
+    access = access or Access(services)
     with gr.Blocks(title="TheraLab") as app:
         gr.Markdown(BANNER)
-        gr.Markdown("**Single-researcher mode:** no accounts exist, so there is no sign-in and the app "
-                    "only listens on this computer (loopback).")
+        who_line = gr.Markdown(SINGLE if not services.sign_in else "")
         if services.catalog.errors:
             gr.Markdown("**Model catalog warnings:** " + "; ".join(services.catalog.errors))
         with gr.Tabs():
             with gr.Tab("Session"):
-                build_session(services)
+                build_session(services, access, app)
+            with gr.Tab("Supervise", visible=False) as supervise_tab:
+                supervise_timer = build_supervise(services, access)
+
+        def on_load(request: gr.Request = None):
+            who = access.who(request, "app.load")
+            line = SINGLE if not services.sign_in else f"Signed in as **{who.username}** ({who.role}) · [Sign out](/logout)"
+            return line, gr.update(visible=who.supervises), gr.update(active=who.supervises)
+
+        app.load(on_load, None, [who_line, supervise_tab, supervise_timer], api_name=False)
     return app

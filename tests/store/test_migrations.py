@@ -12,7 +12,7 @@ from store.db import BUSY_TIMEOUT_MS, Store
 from store.ids import new_id, utc_now
 from store.migrations import MIGRATIONS
 
-# Written out from store/migrations.py m001_initial (column -> declared type).
+# Written out from store/migrations.py m001_initial and m002_supervision (column -> declared type).
 EXPECTED_COLUMNS = {
     "_migrations": {"name": "TEXT", "applied_utc": "TEXT"},
     "users": {"id": "TEXT", "username": "TEXT", "password_hash": "TEXT", "role": "TEXT",
@@ -48,6 +48,12 @@ EXPECTED_COLUMNS = {
              "created_utc": "TEXT", "started_utc": "TEXT", "finished_utc": "TEXT"},
     "audit": {"id": "TEXT", "actor": "TEXT", "action": "TEXT", "target": "TEXT",
               "detail_json": "TEXT", "created_utc": "TEXT"},
+    "drafts": {"id": "TEXT", "session_id": "TEXT", "after_turn_id": "TEXT", "content": "TEXT",
+               "reasoning": "TEXT", "model_id": "TEXT", "status": "TEXT", "final_text": "TEXT",
+               "decided_by": "TEXT", "turn_id": "TEXT", "meta_json": "TEXT", "created_utc": "TEXT",
+               "decided_utc": "TEXT"},
+    "notes": {"id": "TEXT", "session_id": "TEXT", "author": "TEXT", "text": "TEXT",
+              "created_utc": "TEXT"},
 }
 FTS_TABLE = "turns_fts"
 FTS_SHADOW = {"turns_fts_data", "turns_fts_idx", "turns_fts_docsize", "turns_fts_config"}

@@ -18,6 +18,7 @@ MODERATE = "I keep thinking about killing myself."
 @pytest.fixture
 def svc(settings):
     services = build_services(settings)
+    services.engine.record_consent(None, "test")
     services.catalog.add(CatalogEntry("fake", "Fake", "fake", source="test"))
     services.pool.register("fake", FakeBackend("fake", replies=lambda msgs: "Tell me more about that."))
     yield services
@@ -47,16 +48,58 @@ def test_imminent_risk_gets_the_safe_reply_a_flag_and_a_hold(svc):
     assert any(a["action"] == "risk.flag" for a in svc.audit.recent())
 
 
-def test_hold_sends_a_holding_message_and_denial_does_not_clear_it(svc):
+def test_on_hold_replies_wait_as_drafts_and_a_denial_does_not_clear_the_flag(svc):
     session = svc.engine.start("act", "fake")
     _turn(svc, session["id"], IMMINENT)
-    _turn(svc, session["id"], "I was joking, it's for a school project.")
-    last = svc.sessions.turns(session["id"])[-1]
-    assert "reviewing" in last["content"] and json.loads(last["meta_json"]) == {"hold": True}
-    assert _backend(svc).calls == []
+    events = _turn(svc, session["id"], "I was joking, it's for a school project.")
+    assert [e.kind for e in events] == ["patient", "held"]  # the patient is shown no draft text
+    turns = svc.sessions.turns(session["id"])
+    assert turns[-1]["role"] == "patient"  # nothing reached the patient yet
+    draft = svc.drafts.pending(session["id"])
+    assert draft["content"] == "Tell me more about that." and draft["after_turn_id"] == turns[-1]["id"]
     assert [f["status"] for f in svc.flags.for_session(session["id"])] == ["open"]
-    with pytest.raises(TurnRejected, match="on hold"):
-        list(svc.engine.reply(session["id"]))
+    assert svc.sessions.get(session["id"])["status"] == "hold"
+
+
+def test_supervisor_approves_edits_or_replaces_held_drafts(svc):
+    session = svc.engine.start("act", "fake")
+    sid = session["id"]
+    svc.engine.set_hold(sid, True, "sup")
+    _turn(svc, sid, "I had a rough week.")
+    approved = svc.engine.decide_draft(svc.drafts.pending(sid)["id"], "approve", "sup")
+    assert approved["content"] == "Tell me more about that." and approved["model_id"] == "fake"
+    _turn(svc, sid, "My boss shouted at me.")
+    draft = svc.drafts.pending(sid)
+    edited = svc.engine.decide_draft(draft["id"], "edit", "sup", "That sounds hard. What happened next?")
+    assert edited["model_id"] == "supervisor" and json.loads(edited["meta_json"])["review"] == "edited"
+    with pytest.raises(Exception, match="already decided"):
+        svc.engine.decide_draft(draft["id"], "approve", "sup")
+    _turn(svc, sid, "I don't know.")
+    first = svc.drafts.pending(sid)
+    _turn(svc, sid, "Are you there?")  # a newer message supersedes the older draft
+    assert svc.drafts.get(first["id"])["status"] == "superseded"
+    replaced = svc.engine.supervisor_reply(sid, "I'm here. Take your time.", "sup")
+    assert replaced["content"] == "I'm here. Take your time."
+    with pytest.raises(TurnRejected, match="empty"):
+        svc.engine.supervisor_reply(sid, "   ", "sup")
+    roles = [t["role"] for t in svc.sessions.turns(sid)]
+    assert roles == ["patient", "therapist", "patient", "therapist", "patient", "patient", "therapist"]
+    actions = [a["action"] for a in svc.audit.recent(50) if a["target"] == sid]
+    assert {"session.hold", "draft.held", "draft.approved", "draft.edited", "draft.replaced"} <= set(actions)
+    svc.engine.set_hold(sid, False, "sup")
+    events = _turn(svc, sid, "Thanks.")
+    assert events[-1].kind == "done" and svc.sessions.turns(sid)[-1]["role"] == "therapist"
+
+
+def test_no_session_starts_without_consent(svc):
+    from therapist.session import ConsentRequired
+    user = svc.users.add("pat01", "long-password", "patient")
+    with pytest.raises(ConsentRequired):
+        svc.engine.start("act", "fake", user_id=user["id"])
+    assert svc.sessions.list(user_id=user["id"]) == []
+    svc.engine.record_consent(user["id"], "pat01")
+    assert svc.engine.start("act", "fake", user_id=user["id"])["user_id"] == user["id"]
+    assert svc.engine.start("act", "fake", simulated=True)["simulated"] == 1  # no human to ask
 
 
 def test_moderate_risk_is_sticky_and_the_model_is_told(svc):
@@ -117,3 +160,22 @@ def test_harm_from_others_is_flagged(svc):
     _turn(svc, session["id"], "My partner hits me and last night he said he would kill me.")
     flags = svc.flags.for_session(session["id"])
     assert flags and "harm_from_others" in flags[0]["kind"]
+
+
+def test_second_stage_classifier_can_raise_but_never_lower(svc):
+    svc.settings.risk_classifier = "cls"
+    svc.catalog.add(CatalogEntry("cls", "Classifier", "fake", source="test"))
+    verdicts = FakeBackend("cls")
+    svc.pool.register("cls", verdicts)
+    session = svc.engine.start("act", "fake")
+    verdicts.queue('{"level": "high", "categories": ["self_harm"]}')
+    _turn(svc, session["id"], "Everything is sorted now, I won't need my things after Friday.")
+    reply = svc.sessions.turns(session["id"])[-1]
+    assert reply["model_id"] == "safety" and svc.sessions.get(session["id"])["status"] == "hold"
+    flag = svc.flags.for_session(session["id"])[0]
+    assert flag["level"] == "high" and json.loads(flag["detail_json"])["classifier"]["level"] == "high"
+    other = svc.engine.start("act", "fake")
+    verdicts.queue("not json", "still not json")  # a broken classifier leaves the rule level standing
+    _turn(svc, other["id"], MODERATE)
+    assert svc.flags.for_session(other["id"])[0]["level"] == "moderate"
+    assert any(a["action"] == "risk.classifier_failed" for a in svc.audit.recent(20))

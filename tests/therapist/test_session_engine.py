@@ -12,6 +12,7 @@ from therapist.session import TurnRejected
 @pytest.fixture
 def services(settings):
     svc = build_services(settings)
+    svc.engine.record_consent(None, "test")
     yield svc
     svc.store.close()
 
@@ -213,6 +214,7 @@ def test_embedded_backend_hf_serves_the_builtins(embedded_hf_data_dir):
                                   "THERALAB_REASONING_BUDGET": "24"})
     svc = build_services(settings)
     try:
+        svc.engine.record_consent(None, "test")
         assert svc.catalog.get("default-think").backend == "hf"
         session = svc.engine.start("act", "default-think")
         events = _run(svc.engine.turn(session["id"], "I feel stuck in my life."))

@@ -14,6 +14,7 @@ from ui.session_tab import SessionHandlers
 @pytest.fixture
 def handlers(settings):
     services = build_services(settings)
+    services.engine.record_consent(None, "test")
     services.catalog.add(CatalogEntry("fake-think", "Fake (reasoning)", "fake", reasoning="think", source="test"))
     backend = FakeBackend("fake-think")
     services.pool.register("fake-think", backend)

@@ -66,6 +66,8 @@ from therapist.safety.levels import CATEGORIES, LEVELS, NONE, RiskAssessment, ma
 from therapist.safety.normalize import HEAD_CHARS, MAX_CHARS, TAIL_CHARS, normalize
 from therapist.safety.patient import assess_patient
 from therapist.safety.rules import RULES, W, W5, WB
+from therapist.safety.classifier import ClassifierVerdict, ModelRiskClassifier, combine
 
 __all__ = ["LEVELS", "CATEGORIES", "RiskAssessment", "assess_patient", "screen_therapist_draft", "max_level",
            "normalize"]
+__all__ += ["ModelRiskClassifier", "ClassifierVerdict", "combine"]

@@ -163,6 +163,18 @@ RULES: tuple[_Rule, ...] = (
     _r("tied_noose", "self_harm", "high",
        r"(?P<core>(?:tied|made|set up|hung|put up) (?:a |the )?noose|(?:rope|noose) is (?:ready|tied|up|hanging)"
        r"|(?:practiced|rehearsed|tried out) (?:it|hanging|how|the knot)|(?:unsafe|not safe) (?:with|around) myself)"),
+    _r("means_ready", "self_harm", "high",
+       rf"(?P<core>(?:counted|lined|laid|set|sorted) (?:out |up )?(?:all )?(?:of )?(?:my |the |these )?{_PILLS}"
+       rf"(?: out| up)?(?! (?:for the week|into (?:the|my) (?:organi[sz]er|dosette|box))){_ROUTINE}|"
+       rf"(?:the |my )?(?:{_PILLS}|rope|noose|blades?|razors?|gun) (?:are |is )?(?:all )?(?:counted out|lined up|"
+       r"laid out|ready)(?! (?:to collect|for collection|at the pharmacy|to pick up)))"),
+    _r("timed_intent_means", "self_harm", "imminent",
+       r"(?![^.!?]{0,120}\b(?:with (?:breakfast|lunch|dinner|food|meals?|water)|as prescribed|every (?:day|"
+       r"morning|night|evening)|daily)\b)"
+       rf"(?P<core>(?:{_PILLS}|rope|noose|blades?|razors?|gun|bridge|ledge|roof)\b.{{0,80}}\b(?:doing|do|going to do|"
+       r"gonna do) it (?:tonight|today|right now|now|this (?:evening|weekend|morning))|\b(?:doing|do|going to do|"
+       rf"gonna do) it (?:tonight|today|right now|now|this (?:evening|weekend|morning)).{{0,80}}\b(?:{_PILLS}|rope|"
+       r"noose|blades?|razors?|gun|bridge|ledge|roof)\b)"),
     # ---- behaviour (time-dependent: high by default) ----
     _r("attempt", "self_harm", "moderate",
        rf"{_I} {WB}(?P<core>(?:tried|attempted|try|attempt) (?:to )?(?:kill myself|suicide|end my life|take my (?:own )?life"

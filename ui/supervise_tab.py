@@ -1,0 +1,223 @@
+"""Supervise tab: live sessions and risk flags, read any session with its reasoning, hold the
+model, approve / edit / replace held drafts, write notes, end sessions, resolve flags.
+
+Only supervisors and admins may call these handlers; every action lands in the audit log.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from services import Services
+from store.flags import FlagError
+from store.supervision import DraftError, live_overview
+from therapist.session import TurnRejected
+from ui.access import SUPERVISORS, Access, Principal
+from ui.chat_view import render_turns
+
+LIVE_HEADERS = ["Flag", "Status", "Patient", "Approach", "Model", "Turns", "Drafts waiting",
+                "Last activity (UTC)", "Session id"]
+EMPTY_VIEW = ("*No session open. Click a row above or paste a session id.*", [], "", gr.update(choices=[], value=None),
+              None, "", "", "")
+
+
+class SuperviseHandlers:
+    def __init__(self, services: Services, access: Access):
+        self.s = services
+        self.access = access
+        self.engine = services.engine
+
+    def _who(self, request, action, target=None) -> Principal:
+        return self.access.require(request, SUPERVISORS, action, target)
+
+    # ----- overview --------------------------------------------------------------------------
+    def live(self, request: gr.Request = None):
+        """(rows of the live table, alert line): open flags first."""
+        self._who(request, "supervise.live")
+        rows = live_overview(self.s.store)
+        table = [[(r["flag_level"] or "").upper(), r["status"], r["patient"] + (" (sim)" if r["simulated"] else ""),
+                  r["modality"].upper(), r["therapist_model"], r["n_turns"], r["drafts"],
+                  (r["last_utc"] or r["created_utc"] or "")[:19].replace("T", " "), r["id"]] for r in rows]
+        flagged = sum(1 for r in rows if r["open_flags"])
+        drafts = sum(r["drafts"] for r in rows)
+        alert = (f"### ⚠ {flagged} session(s) with open risk flags" if flagged else "No open risk flags.")
+        alert += f" · {drafts} draft(s) waiting for review" if drafts else ""
+        return table, alert
+
+    def tick(self, sid, request: gr.Request = None):
+        """Timer: the live table, and the open session redrawn (not audited again as a read)."""
+        table, alert = self.live(request)
+        return (table, alert, *(self._view(sid) if sid else EMPTY_VIEW))
+
+    # ----- one session -----------------------------------------------------------------------
+    def open(self, sid, request: gr.Request = None):
+        sid = (sid or "").strip()
+        who = self._who(request, "session.read", sid)
+        if not sid:
+            return ("", *EMPTY_VIEW)
+        try:
+            session = self.s.sessions.get(sid)
+        except KeyError:
+            return ("", "**Unknown session id.**", *EMPTY_VIEW[1:])
+        if session["user_id"] != who.user_id and not session["simulated"]:
+            self.s.audit.record(who.username, "session.read", sid)  # a transcript read by someone else
+        return (sid, *self._view(sid))
+
+    def select(self, evt: gr.SelectData, request: gr.Request = None):
+        row = evt.row_value or []
+        return self.open(row[-1] if row else "", request)
+
+    def _view(self, sid):
+        """(header, transcript, flags, flag choices, draft id, draft text, draft info, notes)."""
+        session = self.s.sessions.get(sid)
+        chat, _ = render_turns(self.s.sessions.turns(sid), True)
+        flags = self.s.flags.for_session(sid)
+        header = (f"**Session** `{sid}` · {session['modality'].upper()} · model `{session['therapist_model']}` · "
+                  f"status **{session['status']}** · started {session['created_utc'][:19]} UTC")
+        flag_lines = [f"- **{f['level'].upper()}** {f['kind']} · {f['status']}" +
+                      (f" · resolved by {f['resolved_by']}: {f['resolution_note']}" if f["status"] != "open" else "")
+                      for f in flags]
+        open_flags = [(f"{f['level'].upper()} {f['kind']} ({f['created_utc'][:19]})", f["id"])
+                      for f in flags if f["status"] == "open"]
+        draft = self.s.drafts.pending(sid)
+        info = ""
+        if draft:
+            info = f"Draft from `{draft['model_id']}` at {draft['created_utc'][:19]} UTC."
+            if draft.get("reasoning"):
+                info += f"\n\n> Reasoning: {draft['reasoning']}"
+        notes = "\n".join(f"- {n['created_utc'][:16]} **{n['author']}**: {n['text']}"
+                          for n in self.s.notes.for_session(sid)) or "*No notes yet.*"
+        return (header, chat, "\n".join(flag_lines) or "*No flags.*",
+                gr.update(choices=open_flags, value=open_flags[0][1] if open_flags else None),
+                draft["id"] if draft else None, draft["content"] if draft else "", info, notes)
+
+    def _act(self, sid, action, fn):  # noqa: ARG002 (action names the call in tracebacks)
+        """Run one supervisor action and redraw: (status, *view)."""
+        if not sid:
+            return ("**Open a session first.**", *EMPTY_VIEW)
+        try:
+            message = fn()
+        except (TurnRejected, FlagError, DraftError, ValueError) as exc:
+            message = f"**Not done:** {exc}"
+        return (message, *self._view(sid))
+
+    # ----- actions ---------------------------------------------------------------------------
+    def hold(self, sid, request: gr.Request = None):
+        who = self._who(request, "session.hold", sid)
+        return self._act(sid, "hold", lambda: self.engine.set_hold(sid, True, who.username)
+                         or "Session on hold: replies now wait for your review.")
+
+    def release(self, sid, request: gr.Request = None):
+        who = self._who(request, "session.release", sid)
+        return self._act(sid, "release", lambda: self.engine.set_hold(sid, False, who.username)
+                         or "Hold released: replies go to the patient directly again.")
+
+    def end(self, sid, request: gr.Request = None):
+        who = self._who(request, "session.end", sid)
+        def run():
+            self.engine.end(sid, actor=who.username)
+            return "Session ended."
+        return self._act(sid, "end", run)
+
+    def decide(self, sid, draft_id, action, text, request: gr.Request = None):
+        who = self._who(request, f"draft.{action}", sid)
+        def run():
+            if not draft_id:
+                return "No draft is waiting."
+            self.engine.decide_draft(draft_id, action, who.username, text)
+            return {"approve": "Draft approved", "edit": "Edited draft"}[action] + " and sent to the patient."
+        return self._act(sid, action, run)
+
+    def approve(self, sid, draft_id, request: gr.Request = None):
+        return self.decide(sid, draft_id, "approve", None, request)
+
+    def send_edited(self, sid, draft_id, text, request: gr.Request = None):
+        return self.decide(sid, draft_id, "edit", text, request)
+
+    def replace(self, sid, text, request: gr.Request = None):
+        who = self._who(request, "draft.replace", sid)
+        def run():
+            self.engine.supervisor_reply(sid, text, who.username)
+            return "Your reply was sent to the patient."
+        return self._act(sid, "replace", run)
+
+    def regenerate(self, sid, request: gr.Request = None):
+        self._who(request, "draft.regenerate", sid)
+        def run():
+            turns = self.s.sessions.turns(sid)
+            if not turns or turns[-1]["role"] != "patient":
+                return "Nothing to regenerate: the patient's last message already has a reply."
+            events = list(self.engine.reply(sid))
+            return f"**{events[-1].text}**" if events and events[-1].kind == "error" else "New draft ready."
+        return self._act(sid, "regenerate", run)
+
+    def resolve(self, sid, flag_id, note, request: gr.Request = None):
+        who = self._who(request, "flag.resolve", sid)
+        def run():
+            if not flag_id:
+                return "No open flag selected."
+            self.s.flags.resolve(flag_id, who.username, note)
+            self.s.audit.record(who.username, "flag.resolve", sid, flag=flag_id)
+            return "Flag resolved. (A held session stays on hold until you release it.)"
+        return self._act(sid, "resolve", run)
+
+    def note(self, sid, text, request: gr.Request = None):
+        who = self._who(request, "note.add", sid)
+        def run():
+            self.s.notes.add(sid, who.username, text)
+            self.s.audit.record(who.username, "note.add", sid)
+            return "Note saved."
+        return self._act(sid, "note", run)
+
+
+def build_supervise(services: Services, access: Access) -> gr.Timer:
+    h = SuperviseHandlers(services, access)
+    alert = gr.Markdown("Loading live sessions…")
+    live = gr.Dataframe(headers=LIVE_HEADERS, interactive=False, wrap=True,
+                        label="Live sessions (open flags first; click a row to open it)")
+    with gr.Row():
+        sid = gr.Textbox(label="Open session id", scale=3)
+        open_btn = gr.Button("Open", scale=1)
+    header = gr.Markdown()
+    with gr.Row():
+        with gr.Column(scale=3):
+            transcript = gr.Chatbot(label="Transcript with reasoning", height=420)
+        with gr.Column(scale=2):
+            flags_md = gr.Markdown(label="Risk flags")
+            flag_pick = gr.Dropdown(label="Open flag to resolve", choices=[])
+            resolve_note = gr.Textbox(label="Resolution note (required)", lines=2)
+            resolve_btn = gr.Button("Resolve flag")
+            with gr.Row():
+                hold_btn = gr.Button("Put on hold")
+                release_btn = gr.Button("Release hold")
+                end_btn = gr.Button("End session", variant="stop")
+    draft_id = gr.State(None)
+    draft_box = gr.Textbox(label="Draft waiting for review (edit it, then 'Send edited')", lines=3)
+    draft_info = gr.Markdown()
+    with gr.Row():
+        approve_btn = gr.Button("Approve draft as written", variant="primary")
+        edit_btn = gr.Button("Send edited draft")
+        regen_btn = gr.Button("Discard and regenerate")
+    own_reply = gr.Textbox(label="Or write the reply yourself (replaces any draft)", lines=2)
+    replace_btn = gr.Button("Send my reply")
+    notes_md = gr.Markdown()
+    note_box = gr.Textbox(label="Supervisor note (kept with the session, never shown to the patient)", lines=2)
+    note_btn = gr.Button("Add note")
+    status = gr.Markdown()
+    timer = gr.Timer(services.settings.supervise_refresh_s, active=False)
+
+    view = [header, transcript, flags_md, flag_pick, draft_id, draft_box, draft_info, notes_md]
+    timer.tick(h.tick, sid, [live, alert, *view], api_name="supervise_tick", show_progress="hidden")
+    open_btn.click(h.open, sid, [sid, *view], api_name="supervise_open")
+    sid.submit(h.open, sid, [sid, *view], api_name=False)
+    live.select(h.select, None, [sid, *view], api_name=False)
+    acted = [status, *view]
+    hold_btn.click(h.hold, sid, acted, api_name="supervise_hold")
+    release_btn.click(h.release, sid, acted, api_name="supervise_release")
+    end_btn.click(h.end, sid, acted, api_name="supervise_end")
+    approve_btn.click(h.approve, [sid, draft_id], acted, api_name="supervise_approve")
+    edit_btn.click(h.send_edited, [sid, draft_id, draft_box], acted, api_name="supervise_send_edited")
+    regen_btn.click(h.regenerate, sid, acted, api_name="supervise_regenerate")
+    replace_btn.click(h.replace, [sid, own_reply], acted, api_name="supervise_reply")
+    resolve_btn.click(h.resolve, [sid, flag_pick, resolve_note], acted, api_name="supervise_resolve")
+    note_btn.click(h.note, [sid, note_box], acted, api_name="supervise_note")
+    return timer
