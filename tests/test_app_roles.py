@@ -65,7 +65,7 @@ def test_patient_gets_no_reasoning_and_cannot_call_supervisor_endpoints(app, pat
     sid, chat, status, _ = pat1.predict("", "I feel flat and tired.", True, "act", "default-think", api_name="/send")
     assert sid and not any((m.get("metadata") or {}).get("title") for m in chat)
     assert app.rows("SELECT reasoning FROM turns WHERE session_id=? AND role='therapist'", (sid,))[0][0]
-    for api, args in (("/supervise_tick", (sid,)), ("/supervise_open", (sid,)), ("/supervise_hold", (sid,)),
+    for api, args in (("/supervise_tick", (sid, None)), ("/supervise_open", (sid,)), ("/supervise_hold", (sid,)),
                       ("/supervise_resolve", (sid, None, "done")), ("/supervise_reply", (sid, "Hi from pat1"))):
         with pytest.raises(AppError, match="may not"):
             pat1.predict(*args, api_name=api)
@@ -83,7 +83,7 @@ def test_supervisor_sees_a_new_flag_within_5_seconds(app, pat1, sup):
     assert "988" in chat_text(chat[-1]) and "Safety check" in status
     seen = None
     while time.monotonic() - sent < 10:
-        table, alert = sup.predict(sid, api_name="/supervise_tick")[:2]
+        table, alert = sup.predict(sid, None, api_name="/supervise_tick")[:2]
         rows = table["data"] if isinstance(table, dict) else table
         if rows and rows[0][-1] == sid and rows[0][0] in ("MODERATE", "HIGH", "IMMINENT"):
             seen = time.monotonic() - sent

@@ -30,7 +30,8 @@ class SessionHandlers:
     def model_choices(self, modality: str) -> list[tuple[str, str]]:
         return [(e.label, e.id) for e in self.services.catalog.entries(modality)]
 
-    def on_modality(self, modality):
+    def on_modality(self, modality, request: gr.Request = None):
+        self.access.who(request, "session.models")
         choices = self.model_choices(modality)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 

@@ -43,10 +43,14 @@ class SuperviseHandlers:
         alert += f" · {drafts} draft(s) waiting for review" if drafts else ""
         return table, alert
 
-    def tick(self, sid, request: gr.Request = None):
-        """Timer: the live table, and the open session redrawn (not audited again as a read)."""
+    def tick(self, sid, shown_draft=None, picked_flag=None, request: gr.Request = None):
+        """Timer: the live table, and the open session redrawn (not audited again as a read).
+
+        The draft box and the flag choice are left alone while they still refer to the same draft
+        and an open flag, so a refresh never overwrites an edit in progress.
+        """
         table, alert = self.live(request)
-        return (table, alert, *(self._view(sid) if sid else EMPTY_VIEW))
+        return (table, alert, *(self._view(sid, shown_draft, picked_flag) if sid else EMPTY_VIEW))
 
     # ----- one session -----------------------------------------------------------------------
     def open(self, sid, request: gr.Request = None):
@@ -66,7 +70,7 @@ class SuperviseHandlers:
         row = evt.row_value or []
         return self.open(row[-1] if row else "", request)
 
-    def _view(self, sid):
+    def _view(self, sid, shown_draft=None, picked_flag=None):
         """(header, transcript, flags, flag choices, draft id, draft text, draft info, notes)."""
         session = self.s.sessions.get(sid)
         chat, _ = render_turns(self.s.sessions.turns(sid), True)
@@ -86,9 +90,12 @@ class SuperviseHandlers:
                 info += f"\n\n> Reasoning: {draft['reasoning']}"
         notes = "\n".join(f"- {n['created_utc'][:16]} **{n['author']}**: {n['text']}"
                           for n in self.s.notes.for_session(sid)) or "*No notes yet.*"
+        open_ids = [value for _, value in open_flags]
+        flag_value = picked_flag if picked_flag in open_ids else (open_ids[0] if open_ids else None)
+        draft_text = gr.update() if draft and draft["id"] == shown_draft else (draft["content"] if draft else "")
         return (header, chat, "\n".join(flag_lines) or "*No flags.*",
-                gr.update(choices=open_flags, value=open_flags[0][1] if open_flags else None),
-                draft["id"] if draft else None, draft["content"] if draft else "", info, notes)
+                gr.update(choices=open_flags, value=flag_value),
+                draft["id"] if draft else None, draft_text, info, notes)
 
     def _act(self, sid, action, fn):  # noqa: ARG002 (action names the call in tracebacks)
         """Run one supervisor action and redraw: (status, *view)."""
@@ -206,7 +213,8 @@ def build_supervise(services: Services, access: Access) -> gr.Timer:
     timer = gr.Timer(services.settings.supervise_refresh_s, active=False)
 
     view = [header, transcript, flags_md, flag_pick, draft_id, draft_box, draft_info, notes_md]
-    timer.tick(h.tick, sid, [live, alert, *view], api_name="supervise_tick", show_progress="hidden")
+    timer.tick(h.tick, [sid, draft_id, flag_pick], [live, alert, *view], api_name="supervise_tick",
+               show_progress="hidden")
     open_btn.click(h.open, sid, [sid, *view], api_name="supervise_open")
     sid.submit(h.open, sid, [sid, *view], api_name=False)
     live.select(h.select, None, [sid, *view], api_name=False)

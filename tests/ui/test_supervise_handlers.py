@@ -104,6 +104,8 @@ def test_supervisor_sees_flag_first_holds_approves_and_resolves(svc):
     view = sup.open(sid, req("sup"))
     draft_id, draft_text = view[5], view[6]
     assert draft_text == "How are you feeling?" and draft_id
+    ticked = sup.tick(sid, draft_id, None, req("sup"))
+    assert ticked[2 + 4] == draft_id and ticked[2 + 5] == {"__type__": "update"}  # an edit in progress survives
     status, *_ = sup.send_edited(sid, draft_id, "Thank you for telling me. How are you right now?", req("sup"))
     assert "sent to the patient" in status
     chat, _, poll_status, timer = sh.poll(sid, False, req("pat1"))
