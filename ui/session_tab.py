@@ -70,7 +70,9 @@ class SessionHandlers:
         """(chat messages, turn ids) of a stored session; reasoning only for supervisors."""
         if not sid:
             return [], []
-        who, _ = self.access.session_for(request, sid, "session.history")
+        who, session = self.access.session_for(request, sid, "session.history")
+        if session["user_id"] != who.user_id and not session["simulated"]:
+            self.services.audit.record(who.username, "session.read", sid)  # someone else's transcript
         return self._redraw(sid, show and who.supervises)
 
     def start(self, modality, model_id, show, request: gr.Request = None):

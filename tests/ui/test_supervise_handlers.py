@@ -97,6 +97,10 @@ def test_supervisor_sees_flag_first_holds_approves_and_resolves(svc):
     opened = sup.open(sid, req("sup"))
     assert opened[0] == sid and any(m.get("metadata") for m in opened[2])  # supervisors see reasoning
     assert any(a["action"] == "session.read" and a["actor"] == "sup" for a in svc.audit.recent(50))
+    sh.redraw(sid, True, req("sup"))  # reading it from the Session tab is audited too
+    assert sum(a["action"] == "session.read" for a in svc.audit.recent(50)) == 2
+    sh.redraw(sid, False, req("pat1"))  # the patient reading their own session is not a read by others
+    assert sum(a["action"] == "session.read" for a in svc.audit.recent(50)) == 2
     sup.hold(sid, req("sup"))
     *_, status, _ = list(sh.send(sid, "I'm ok now, it was nothing.", False, "act", "fake", req("pat1")))[-1]
     assert REVIEWING in status
