@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.compute_thread import COMPUTE  # noqa: E402  (after the path is set)
+
 PATIENT_LINES = [
     "I haven't been sleeping well for weeks.", "Mostly I lie awake thinking about work.",
     "My manager criticised my report in front of everyone.", "I felt like a complete failure.",
@@ -43,7 +45,9 @@ def _services(data_dir: str, max_tokens: int):
     settings = load_settings(["--data-dir", data_dir], env={})
     settings.max_tokens = max_tokens
     settings.temperature = 0.0
-    return build_services(settings)
+    services = build_services(settings)
+    services.engine.record_consent(None, "benchmark")  # the researcher's consent, as in the app
+    return services
 
 
 def _app_turn(services, message: str) -> tuple[float, int]:
@@ -76,14 +80,16 @@ def throughput(trials: int, max_tokens: int) -> dict:
                     {"role": "user", "content": message}]
         # Same model, context and threads as the app uses: only the app's own work differs.
         threads = os.cpu_count() or 1
-        raw = llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=services.settings.n_ctx,
-                              n_threads=threads, n_threads_batch=threads, verbose=False)
-        _app_turn(services, message), _raw_turn(raw, messages, max_tokens)  # warm up both
+        # The baseline runs on the app's compute thread too: a second thread calling llama.cpp
+        # would start a second OpenMP team and slow both (models/compute_thread.py).
+        raw = COMPUTE.call(lambda: llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=services.settings.n_ctx,
+                              n_threads=threads, n_threads_batch=threads, verbose=False))
+        _app_turn(services, message), COMPUTE.call(lambda: _raw_turn(raw, messages, max_tokens))  # warm up both
         app_rates, raw_rates = [], []
         for _ in range(trials):
             t, n = _app_turn(services, message)
             app_rates.append(n / t)
-            t, n = _raw_turn(raw, messages, max_tokens)
+            t, n = COMPUTE.call(lambda: _raw_turn(raw, messages, max_tokens))
             raw_rates.append(n / t)
         services.store.close()
     app_rate, raw_rate = statistics.median(app_rates), statistics.median(raw_rates)
@@ -111,12 +117,15 @@ def ttft_over_session(turns: int, max_tokens: int, repeats: int = 5) -> dict:
         prompt_tokens = events[-1].turn["tokens_in"]
         services.store.close()
     threads = os.cpu_count() or 1
-    cold = llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=4096, n_threads=threads,
-                           n_threads_batch=threads, verbose=False)
-    t0 = time.perf_counter()
-    next(iter(cold.create_chat_completion(messages=history[:-2] + history[-1:], max_tokens=1, stream=True)))
-    cold_ms = (time.perf_counter() - t0) * 1000
-    floor = _attention_floor(cold, short=300, long=prompt_tokens - 20, new=20)
+    cold = COMPUTE.call(lambda: llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=4096,
+                                                n_threads=threads, n_threads_batch=threads, verbose=False))
+
+    def first_token() -> float:
+        t0 = time.perf_counter()
+        next(iter(cold.create_chat_completion(messages=history[:-2] + history[-1:], max_tokens=1, stream=True)))
+        return (time.perf_counter() - t0) * 1000
+    cold_ms = COMPUTE.call(first_token)
+    floor = COMPUTE.call(lambda: _attention_floor(cold, short=300, long=prompt_tokens - 20, new=20))
     return {"ttft_turn2_ms": ttfts[1], f"ttft_turn{turns}_ms": ttfts[-1],
             "ratio": round(ttfts[-1] / max(ttfts[1], 1), 2), "prompt_tokens_last_turn": prompt_tokens,
             "cold_reread_last_prompt_ms": round(cold_ms), "raw_floor_ratio": floor}

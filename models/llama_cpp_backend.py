@@ -16,6 +16,7 @@ from typing import Iterator
 
 from models.base import (BackendError, BackendUnavailableError, GenParams, ModelNotFoundError,
                          TextStream, Usage, clean_messages, split_prefix)
+from models.compute_thread import COMPUTE
 from models.kv_cache import ConversationSwitcher
 from models.prompt import render_segments
 
@@ -47,9 +48,9 @@ class LlamaHost:
         # machine is faster on all of them (measured: 81 vs 54 tokens/s on 2 cores).
         n_threads = n_threads or os.cpu_count() or 1
         try:
-            self.llm = llama_cpp.Llama(
+            self.llm = COMPUTE.call(lambda: llama_cpp.Llama(
                 model_path=str(model_path), lora_path=str(lora_path) if lora_path else None,
-                n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
+                n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False))
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from exc
         self.switcher = ConversationSwitcher(self.llm, cache_bytes)
@@ -158,7 +159,8 @@ class LlamaCppBackend:
             raise BackendError(
                 f"The conversation needs {len(tokens)} tokens plus {params.max_tokens} for the reply, "
                 f"more than this model's context of {self.host.n_ctx}.")
-        return TextStream(lambda usage: self._generate(tokens, prefill, params, usage))
+        # Generation runs on the one compute thread (models/compute_thread.py explains why).
+        return TextStream(lambda usage: COMPUTE.stream(lambda: self._generate(tokens, prefill, params, usage)))
 
     def _generate(self, tokens: list[int], prefill: int, params: GenParams, usage: Usage) -> Iterator[str]:
         host = self.host

@@ -124,3 +124,52 @@ def test_min_tokens_forbids_ending_the_turn_early():
                                             min_tokens=free.usage.completion_tokens + 5))
     forced.text()
     assert forced.usage.completion_tokens >= free.usage.completion_tokens + 5
+
+
+def test_every_generation_runs_on_the_one_compute_thread(backend, monkeypatch):
+    """Callers on any thread (reply workers, Gradio handlers) share one llama.cpp thread, so only
+    one OpenMP team exists (models/compute_thread.py: a second team slowed turns 2-4x)."""
+    import threading
+    seen = []
+    original = backend.host.llm.create_completion
+
+    def spy(**kwargs):
+        seen.append(threading.current_thread().name)
+        return original(**kwargs)
+    monkeypatch.setattr(backend.host.llm, "create_completion", spy)
+    messages = [SYSTEM, {"role": "user", "content": "Hello."}]
+    backend.stream(messages, GenParams(max_tokens=4, temperature=0)).text()
+    worker = threading.Thread(target=lambda: backend.stream(messages, GenParams(max_tokens=4)).text())
+    worker.start()
+    worker.join()
+    assert seen == ["llama-cpp-compute", "llama-cpp-compute"]
+
+
+def test_closing_a_stream_stops_generation_and_frees_the_model(backend):
+    messages = [SYSTEM, {"role": "user", "content": "Tell me a long story about the sea."}]
+    stream = backend.stream(messages, GenParams(max_tokens=400, temperature=0))
+    first = next(stream)
+    stream.close()
+    assert first
+    # the next call gets the model: the abandoned one stopped at its next token, not at 400
+    follow = backend.stream(messages, GenParams(max_tokens=6, temperature=0))
+    assert follow.text() and follow.usage.completion_tokens <= 6
+    assert stream.usage.completion_tokens < 20  # final now: the follow-up ran after it on the same thread
+    assert backend.host.lock.acquire(timeout=5)
+    backend.host.lock.release()
+
+
+def test_errors_on_the_compute_thread_reach_the_caller():
+    from models.compute_thread import ComputeThread
+    compute = ComputeThread("test-compute")
+
+    def broken():
+        yield "a"
+        raise RuntimeError("boom")
+    stream = compute.stream(broken)
+    assert next(stream) == "a"
+    with pytest.raises(RuntimeError, match="boom"):
+        next(stream)
+    with pytest.raises(ZeroDivisionError):
+        compute.call(lambda: 1 / 0)
+    assert compute.call(lambda: 41 + 1) == 42
