@@ -1,0 +1,70 @@
+"""What a supervisor does to a live session: hold it, decide held drafts, write a reply.
+
+Mixed into ``SessionEngine`` so that every turn, generated or written by a supervisor, is still
+committed by the one engine; kept apart so the turn path stays readable.
+"""
+from __future__ import annotations
+
+import re
+
+from store.sessions import TurnRecord
+
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class TurnRejected(ValueError):
+    """The input cannot start a turn; nothing was stored. The message is for the user."""
+
+
+class ReviewActions:
+    """Needs ``sessions``, ``drafts``, ``audit`` and ``settings`` from the engine."""
+
+    def set_hold(self, session_id: str, on: bool, actor: str | None) -> None:
+        """Hold: replies wait as drafts for a supervisor. Release: replies go straight out again."""
+        if self.sessions.get(session_id)["status"] == "ended":
+            raise TurnRejected("This session has ended.")
+        self.sessions.set_status(session_id, "hold" if on else "active")
+        self.audit.record(actor, "session.hold" if on else "session.release", session_id)
+
+    def decide_draft(self, draft_id: str, action: str, actor: str, text: str | None = None) -> dict | None:
+        """approve | edit | replace | discard a held draft; returns the therapist turn sent, if any."""
+        draft = self.drafts.get(draft_id)
+        if self.sessions.get(draft["session_id"])["status"] == "ended":
+            raise TurnRejected("This session has ended.")
+        status = {"approve": "approved", "edit": "edited", "replace": "replaced", "discard": "discarded"}.get(action)
+        if status is None:
+            raise TurnRejected(f"Unknown action {action!r}.")
+        final = draft["content"] if action == "approve" else None
+        if action in ("edit", "replace"):
+            final = self.clean_reply(text)
+        row = None
+        with self.sessions.store.write():  # the turn and the decision land together or not at all
+            if final is not None:
+                row = self.sessions.add_turn(draft["session_id"], TurnRecord(
+                    "therapist", final, reasoning=draft["reasoning"] if action != "replace" else None,
+                    model_id=draft["model_id"] if action == "approve" else "supervisor",
+                    meta={"draft_id": draft_id, "review": status, "reviewed_by": actor}))
+            self.drafts.mark(draft_id, status, actor, final, row["id"] if row else None)
+        self.audit.record(actor, f"draft.{status}", draft["session_id"], draft=draft_id)
+        return row
+
+    def supervisor_reply(self, session_id: str, text: str | None, actor: str) -> dict:
+        """A reply written by the supervisor, sent as the therapist's next turn."""
+        if self.sessions.get(session_id)["status"] == "ended":
+            raise TurnRejected("This session has ended.")
+        final = self.clean_reply(text)
+        pending = self.drafts.pending(session_id)
+        if pending:
+            return self.decide_draft(pending["id"], "replace", actor, final)
+        row = self.sessions.add_turn(session_id, TurnRecord(
+            "therapist", final, model_id="supervisor", meta={"review": "written", "reviewed_by": actor}))
+        self.audit.record(actor, "session.supervisor_reply", session_id, turn=row["id"])
+        return row
+
+    def clean_reply(self, text: str | None) -> str:
+        text = CONTROL_CHARS.sub("", text or "").strip()
+        if not text:
+            raise TurnRejected("The reply is empty.")
+        if len(text) > self.settings.max_message_chars:
+            raise TurnRejected(f"The reply is longer than {self.settings.max_message_chars:,} characters.")
+        return text
