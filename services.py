@@ -14,6 +14,7 @@ from store.audit import AuditLog
 from store.consents import ConsentStore
 from store.db import Store
 from store.flags import FlagStore
+from store.jobs import JobRunner
 from store.sessions import SessionStore
 from store.supervision import DraftStore, NoteStore
 from store.users import UserStore
@@ -33,6 +34,8 @@ class Services:
     users: UserStore
     drafts: DraftStore
     notes: NoteStore
+    personas: object  # store.personas.PersonaStore returning patient_sim Persona objects
+    jobs: JobRunner
     # Fixed at start-up: with accounts, everyone signs in; without, one researcher on loopback.
     sign_in: bool = False
 
@@ -47,8 +50,13 @@ def build_services(settings: Settings) -> Services:
     drafts = DraftStore(store)
     engine = SessionEngine(settings, sessions, catalog, pool, audit, flags, drafts, ConsentStore(store))
     users = UserStore(store)
+    from patient_sim.personas import persona_store
+    personas = persona_store(store)
+    personas.ensure_library()
+    jobs = JobRunner(store, settings.data_dir, audit)
+    jobs.jobs.reconcile()  # a job whose process died while the app was down shows as failed
     return Services(settings, store, audit, sessions, flags, catalog, pool, engine, users, drafts,
-                    NoteStore(store), sign_in=users.count() > 0)
+                    NoteStore(store), personas, jobs, sign_in=users.count() > 0)
 
 
 def preload_default(services: Services) -> threading.Thread:

@@ -109,6 +109,14 @@ def m002_supervision(db: sqlite_utils.Database) -> None:
     db["flags"].create_index(["status"])
 
 
+@migration
+def m003_simulation(db: sqlite_utils.Database) -> None:
+    """A key per simulated combination (persona|therapist|repeat|course session), so a batch can
+    resume: a finished combination is found and skipped, an interrupted one is set aside."""
+    db["sessions"].add_column("sim_key", str)
+    db["sessions"].create_index(["study", "sim_key"])
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration; return the names applied now."""
     # BEGIN IMMEDIATE takes the write lock first, so two processes starting at once

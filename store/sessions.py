@@ -16,6 +16,8 @@ from store.db import Store
 from store.ids import new_id, utc_now
 
 TURN_ROLES = ("patient", "therapist", "system")
+# abandoned: a simulated session interrupted mid-run and set aside when its batch resumed
+SESSION_STATUSES = ("active", "hold", "ended", "abandoned")
 
 
 class SessionNotFound(KeyError):
@@ -43,13 +45,14 @@ class SessionStore:
     def create(self, *, modality: str, therapist_model: str, reasoning: bool, user_id: str | None = None,
                adapter: str | None = None, course_id: str | None = None, course_index: int = 1,
                simulated: bool = False, persona_id: str | None = None, patient_model: str | None = None,
+               study: str | None = None, variant: str | None = None, sim_key: str | None = None,
                meta: dict | None = None) -> dict:
         row = {
             "id": new_id(), "user_id": user_id, "modality": modality,
             "therapist_model": therapist_model, "adapter": adapter, "reasoning": int(reasoning),
             "course_id": course_id, "course_index": course_index, "status": "active",
             "simulated": int(simulated), "persona_id": persona_id, "patient_model": patient_model,
-            "created_utc": utc_now(), "meta_json": json.dumps(meta) if meta else None,
+            "study": study, "variant": variant, "sim_key": sim_key, "created_utc": utc_now(), "meta_json": json.dumps(meta) if meta else None,
         }
         row["course_id"] = course_id or row["id"]
         with self.store.write() as db:
@@ -99,7 +102,7 @@ class SessionStore:
         self._update_session(session_id, {"status": status, "summary": summary, "ended_utc": utc_now()})
 
     def set_status(self, session_id: str, status: str) -> None:
-        if status not in ("active", "hold", "ended"):
+        if status not in SESSION_STATUSES:
             raise ValueError(f"unknown session status {status!r}")
         with self.store.write() as db:
             if not db.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone():

@@ -133,6 +133,52 @@ def test_risk_disclosure_gets_the_safe_reply_and_a_flag(app):
     assert flags and flags[0][1] == "open" and flags[0][0] in ("high", "imminent")
     assert _rows(app["db"], "SELECT status FROM sessions WHERE id=?", (sid,))[0][0] == "hold"
 
+def test_watch_tab_runs_a_simulated_session_and_stop_ends_it(app):
+    client = app["client"]
+    persona = _rows(app["db"], "SELECT id FROM personas WHERE modality='act' ORDER BY id LIMIT 1")[0][0]
+    chat, status = client.predict(persona, "default", "default", 2, True, api_name="/watch_start")
+    assert "finished" in status
+    sid = _rows(app["db"], "SELECT id FROM sessions WHERE study='watch' ORDER BY id DESC LIMIT 1")[0][0]
+    row = _rows(app["db"], "SELECT simulated, persona_id, patient_model, status FROM sessions WHERE id=?", (sid,))[0]
+    assert row == (1, persona, "default", "ended")
+    assert [r[0] for r in _rows(app["db"], "SELECT role FROM turns WHERE session_id=? ORDER BY idx", (sid,))] \
+        == ["patient", "therapist"] * 2
+    assert [m["role"] for m in chat][:2] == ["user", "assistant"]
+    job = client.submit(persona, "default", "default", 30, False, api_name="/watch_start")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _rows(app["db"], "SELECT COUNT(*) FROM sessions WHERE study='watch'")[0][0] < 2:
+        time.sleep(0.2)
+    assert "Stopping" in client.predict(api_name="/watch_stop")
+    job.result(timeout=120)
+    sid = _rows(app["db"], "SELECT id FROM sessions WHERE study='watch' ORDER BY id DESC LIMIT 1")[0][0]
+    exchanges = _rows(app["db"], "SELECT COUNT(*) FROM turns WHERE session_id=? AND role='patient'", (sid,))[0][0]
+    assert 0 <= exchanges < 30 and _rows(app["db"], "SELECT status FROM sessions WHERE id=?", (sid,))[0][0] == "ended"
+
+
+def test_admin_launches_a_simulation_job_follows_and_cancels_it(app):
+    client = app["client"]
+    note, _ = client.predict(["default"], "sample:1", "default", 1, 1, 1, "jobtest", api_name="/admin_simulate")
+    job_id = note.split("`")[1]
+    deadline = time.monotonic() + 180
+    status = None
+    while time.monotonic() < deadline:
+        table, log = client.predict(job_id, api_name="/admin_jobs")
+        status = next(r[2] for r in table["data"] if r[0] == job_id)
+        if status in ("done", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    assert status == "done", log
+    assert _rows(app["db"], "SELECT COUNT(*) FROM sessions WHERE study='jobtest' AND status='ended'")[0][0] == 1
+    note, _ = client.predict(["default"], "sample:3", "default", 30, 1, 1, "canceltest", api_name="/admin_simulate")
+    job_id = note.split("`")[1]
+    time.sleep(3)
+    note, table = client.predict(job_id, api_name="/admin_cancel")
+    assert "cancelled" in note
+    assert _rows(app["db"], "SELECT status FROM jobs WHERE id=?", (job_id,))[0][0] == "cancelled"
+    note, _ = client.predict([], "sample:1", "default", 1, 1, 1, "x", api_name="/admin_simulate")
+    assert "Not launched" in note
+
+
 def test_app_contacts_nothing_but_loopback(app):
     """Runs after the chat tests (file order): no analytics, no hub, no update check."""
     import json

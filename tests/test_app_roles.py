@@ -66,15 +66,25 @@ def test_patient_gets_no_reasoning_and_cannot_call_supervisor_endpoints(app, pat
     assert sid and not any((m.get("metadata") or {}).get("title") for m in chat)
     assert app.rows("SELECT reasoning FROM turns WHERE session_id=? AND role='therapist'", (sid,))[0][0]
     for api, args in (("/supervise_tick", (sid, None)), ("/supervise_open", (sid,)), ("/supervise_hold", (sid,)),
-                      ("/supervise_resolve", (sid, None, "done")), ("/supervise_reply", (sid, "Hi from pat1"))):
+                      ("/supervise_resolve", (sid, None, "done")), ("/supervise_reply", (sid, "Hi from pat1")),
+                      ("/watch_stop", ()), ("/admin_jobs", ("",)),
+                      ("/admin_simulate", (["default"], "sample:1", "default", 1, 1, 1, "x"))):
         with pytest.raises(AppError, match="may not"):
             pat1.predict(*args, api_name=api)
-    assert len(denied(app, "pat1")) >= 5
+    assert len(denied(app, "pat1")) >= 8
     assert app.rows("SELECT status FROM sessions WHERE id=?", (sid,))[0][0] == "active"  # no hold happened
     pat2 = app.client(auth=("pat2", PASSWORD))
     with pytest.raises(AppError, match="not your session"):
         pat2.predict(sid, False, api_name="/history")
     assert any("not this user" in row[0] for row in denied(app, "pat2"))
+
+
+def test_supervisors_may_watch_but_not_administer(app, sup):
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="supervisor"):
+        sup.predict(["default"], "sample:1", "default", 1, 1, 1, "x", api_name="/admin_simulate")
+    assert "Start a session first" in sup.predict(api_name="/watch_pause")
+    assert app.rows("SELECT COUNT(*) FROM jobs")[0][0] == 0
 
 
 def test_supervisor_sees_a_new_flag_within_5_seconds(app, pat1, sup):

@@ -84,7 +84,7 @@ class Escalation:
         level = max_level(*(f["level"] for f in open_flags))
         self.flags.raise_flag(session["id"], level, "carried_over",
                               detail={"open_flags": [f["id"] for f in open_flags]})
-        if level in ("high", "imminent"):
+        if level in ("high", "imminent") and not session.get("simulated"):
             self.sessions.set_status(session["id"], "hold")
         self.audit.record("system", "risk.carried_over", session["id"], level=level)
 
@@ -102,7 +102,8 @@ class Escalation:
         if verdict is not None:
             detail["classifier"] = {"model": verdict.model_id, "level": verdict.level, "status": verdict.status}
         flag = self.flags.raise_flag(session["id"], assessment.level, kind, turn_id=turn["id"], detail=detail)
-        if assessment.hold:
+        # A simulated patient is no one at risk: flag it for review, but never stop the run.
+        if assessment.hold and not session.get("simulated"):
             self.sessions.set_status(session["id"], "hold")
         self.audit.record("system", "risk.flag", session["id"], flag=flag["id"], level=assessment.level,
                           kind=kind, escalated=assessment.escalate, hold=assessment.hold)

@@ -156,15 +156,18 @@ class SessionEngine(ReviewActions):
                                "Please shorten it or send it in parts.")
         return text
 
-    def turn(self, session_id: str, patient_text: str | None, actor: str | None = None) -> Iterator[TurnEvent]:
-        """Commit the patient's message, then stream and commit the therapist's reply."""
+    def turn(self, session_id: str, patient_text: str | None, actor: str | None = None,
+             patient_meta: dict | None = None) -> Iterator[TurnEvent]:
+        """Commit the patient's message, then stream and commit the therapist's reply.
+
+        ``patient_meta`` is stored on the patient turn (a simulated patient's guard repairs)."""
         text = self.clean_message(patient_text)
         session = self.sessions.get(session_id)
-        if session["status"] == "ended":
+        if session["status"] in ("ended", "abandoned"):
             raise TurnRejected("This session has ended. Start a new session to continue.")
         self._claim(session_id)
         try:
-            row = self.sessions.add_turn(session_id, TurnRecord("patient", text))
+            row = self.sessions.add_turn(session_id, TurnRecord("patient", text, meta=patient_meta))
             # The safety screen runs on every patient turn, before anything is generated.
             assessment = self.safety.screen_patient(session, row)
             if assessment.escalate:  # includes every assessment that just put the session on hold

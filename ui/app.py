@@ -9,7 +9,9 @@ import gradio as gr
 from services import Services
 from ui.access import Access
 from ui.session_tab import build_session
+from ui.admin_tab import ADMINS, build_admin
 from ui.supervise_tab import build_supervise
+from ui.watch_tab import build_watch
 
 BANNER = ("**TheraLab** · supervised AI therapy research. The therapist is an AI model, not a "
           "clinician. If you are in crisis, call or text 988 (US) or your local emergency number.")
@@ -28,13 +30,20 @@ def build_app(services: Services, access: Access | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Session"):
                 build_session(services, access, app)
+            with gr.Tab("Watch", visible=False) as watch_tab:
+                build_watch(services, access)
             with gr.Tab("Supervise", visible=False) as supervise_tab:
                 supervise_timer = build_supervise(services, access)
+            with gr.Tab("Admin", visible=False) as admin_tab:
+                admin_timer = build_admin(services, access)
 
         def on_load(request: gr.Request = None):
             who = access.who(request, "app.load")
             line = SINGLE if not services.sign_in else f"Signed in as **{who.username}** ({who.role}) · [Sign out](/logout)"
-            return line, gr.update(visible=who.supervises), gr.update(active=who.supervises)
+            admin = who.role in ADMINS
+            return (line, gr.update(visible=who.supervises), gr.update(visible=who.supervises),
+                    gr.update(active=who.supervises), gr.update(visible=admin), gr.update(active=admin))
 
-        app.load(on_load, None, [who_line, supervise_tab, supervise_timer], api_name=False)
+        app.load(on_load, None, [who_line, watch_tab, supervise_tab, supervise_timer, admin_tab, admin_timer],
+                 api_name=False)
     return app

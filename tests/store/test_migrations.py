@@ -12,7 +12,7 @@ from store.db import BUSY_TIMEOUT_MS, Store
 from store.ids import new_id, utc_now
 from store.migrations import MIGRATIONS
 
-# Written out from store/migrations.py m001_initial and m002_supervision (column -> declared type).
+# Written out from store/migrations.py m001_initial, m002_supervision and m003_simulation (column -> declared type).
 EXPECTED_COLUMNS = {
     "_migrations": {"name": "TEXT", "applied_utc": "TEXT"},
     "users": {"id": "TEXT", "username": "TEXT", "password_hash": "TEXT", "role": "TEXT",
@@ -26,7 +26,8 @@ EXPECTED_COLUMNS = {
                  "adapter": "TEXT", "reasoning": "INTEGER", "course_id": "TEXT",
                  "course_index": "INTEGER", "status": "TEXT", "simulated": "INTEGER",
                  "persona_id": "TEXT", "patient_model": "TEXT", "study": "TEXT", "variant": "TEXT",
-                 "summary": "TEXT", "created_utc": "TEXT", "ended_utc": "TEXT", "meta_json": "TEXT"},
+                 "summary": "TEXT", "created_utc": "TEXT", "ended_utc": "TEXT", "meta_json": "TEXT",
+                 "sim_key": "TEXT"},
     "turns": {"id": "TEXT", "session_id": "TEXT", "idx": "INTEGER", "role": "TEXT",
               "content": "TEXT", "reasoning": "TEXT", "model_id": "TEXT", "adapter": "TEXT",
               "latency_ms": "INTEGER", "ttft_ms": "INTEGER", "tokens_in": "INTEGER",

@@ -1,0 +1,84 @@
+"""Simulation throughput on the embedded model: sessions per hour at concurrency 1 vs 2, and the
+time of one exchange (patient turn + therapist turn) at exchange 2 vs exchange 12 of a session.
+
+Patient and therapist share one base model here, so a flat exchange time shows that the prompt
+cache keeps both conversations' KV state instead of re-reading each prompt (models/kv_cache.py).
+
+Run: ``python -m benchmarks.simulation [--sessions 2] [--turns 4] [--long-turns 12]``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _services(data_dir: str):
+    from config import enforce_offline_env, load_settings
+    from services import build_services
+    enforce_offline_env()
+    settings = load_settings(["--data-dir", data_dir], env={})
+    settings.max_tokens = 60
+    return build_services(settings)
+
+
+def sessions_per_hour(concurrency: int, sessions: int, turns: int, seed: int) -> float:
+    from patient_sim.batch import plan, resolve_personas, run_batch
+    with tempfile.TemporaryDirectory() as tmp:
+        services = _services(tmp)
+        personas = resolve_personas(services, f"sample:{sessions}", seed, "act")
+        specs = plan(personas, ["default"], "default", turns, study=f"bench-c{concurrency}")
+        started = time.perf_counter()
+        summary = run_batch(services, specs, concurrency, show_progress=False)
+        elapsed = time.perf_counter() - started
+        services.store.close()
+    assert summary.ran == sessions and not summary.failed, summary.line()
+    return sessions * 3600 / elapsed
+
+
+def exchange_times(turns: int, repeats: int, seed: int) -> list[float]:
+    """Median seconds per exchange at each exchange index over ``repeats`` sessions."""
+    from patient_sim.batch import plan, resolve_personas
+    from patient_sim.simulate import run_session
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        services = _services(tmp)
+        for spec in plan(resolve_personas(services, f"sample:{repeats}", seed, "act"), ["default"], "default", turns):
+            marks = []  # session start, then the end of each exchange (the therapist's reply stored)
+
+            def clock(kind, value, marks=marks):
+                if kind == "session" or (kind == "therapist" and value.kind == "done"):
+                    marks.append(time.perf_counter())
+            run_session(services, spec, on_event=clock)
+            runs.append([b - a for a, b in zip(marks, marks[1:])])
+        services.store.close()
+    return [statistics.median(run[i] for run in runs) for i in range(turns)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=2)
+    parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--long-turns", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    c1 = sessions_per_hour(1, args.sessions, args.turns, args.seed)
+    c2 = sessions_per_hour(2, args.sessions, args.turns, args.seed)
+    per = exchange_times(args.long_turns, args.repeats, args.seed)
+    print(f"{'figure':<44}{'ours':>10}{'baseline':>10}{'ratio':>8}")
+    print(f"{'sessions/hour, concurrency 2 vs 1 (' + str(args.turns) + ' exch.)':<44}{c2:>10.0f}{c1:>10.0f}{c2 / c1:>8.2f}")
+    print(f"{'s per exchange, exchange ' + str(args.long_turns) + ' vs 2':<44}{per[-1]:>10.2f}{per[1]:>10.2f}"
+          f"{per[-1] / per[1]:>8.2f}")
+    print("per-exchange medians (s): " + " ".join(f"{x:.2f}" for x in per))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

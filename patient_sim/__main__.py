@@ -1,0 +1,159 @@
+"""``python -m patient_sim``: personas for simulated patients, from the shell.
+
+    import-personas FILE                         import a standardized-profile JSON file (idempotent)
+    personas [--modality act|cbt]                list the shipped library and the stored personas
+    personas --sample N [--seed S] [--save]      print (and optionally store) N sampled personas
+
+Exit codes: 0 done, 2 bad input (nothing stored). To add a subcommand, write a ``_register_x``
+function (adds its parser) and a ``_run_x(args, ctx)`` handler, and add one line to ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, NamedTuple
+
+from config import ConfigError, Settings, load_settings
+from patient_sim.batch import add_simulate_parser, simulate_command
+from patient_sim.importer import import_profiles
+from patient_sim.personas import Persona, PersonaError, load_library, persona_store
+from patient_sim.sampler import sample_personas
+from store.db import Store, StoreError
+from store.personas import PersonaStoreError
+
+EXIT_ERROR = 2
+
+
+@dataclass
+class Context:
+    """What a handler may need; the store is opened only by handlers that touch it."""
+
+    settings: Settings
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings.db_path)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+class Command(NamedTuple):
+    register: Callable[[argparse._SubParsersAction, str], argparse.ArgumentParser]
+    run: Callable[[argparse.Namespace, Context], int]
+
+
+# --- import-personas -------------------------------------------------------------------------
+
+
+def _register_import(sub, name: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help="import standardized patient profiles (JSON list) as ACT personas",
+                            description="Validate every record first; a bad record stops the import and "
+                                        "nothing is stored. Profiles already present are skipped.")
+    parser.add_argument("file", help="JSON file: a list of profile records")
+    return parser
+
+
+def _run_import(args, ctx: Context) -> int:
+    personas = import_profiles(args.file)
+    created, skipped = persona_store(ctx.store).upsert_many(personas)
+    print(f"imported {created}, skipped {skipped} (already present)")
+    return 0
+
+
+# --- personas -------------------------------------------------------------------------------
+
+
+def _register_personas(sub, name: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help="list personas, or sample new ones",
+                            description="Without --sample: the shipped library plus every stored persona. "
+                                        "With --sample N: N personas drawn from the CBT study's characteristics "
+                                        "(ACT ones also get an archetype); the same --seed gives the same people.")
+    parser.add_argument("--modality", choices=("act", "cbt"), help="only this modality (sampling: default cbt)")
+    parser.add_argument("--sample", type=int, metavar="N", help="print N sampled personas instead of the list")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    parser.add_argument("--save", action="store_true", help="with --sample: also store the sampled personas")
+    return parser
+
+
+def _run_personas(args, ctx: Context) -> int:
+    if args.sample is None:
+        if args.save:
+            raise PersonaError("--save only goes with --sample N")
+        return _list_personas(args.modality, ctx)
+    if args.sample < 1:
+        raise PersonaError("--sample must be at least 1")
+    personas = sample_personas(args.sample, args.seed, args.modality or "cbt")
+    for persona in personas:
+        _print_persona(persona)
+    if args.save:
+        created, skipped = persona_store(ctx.store).upsert_many(personas)
+        print(f"saved {created}, skipped {skipped} (already present)")
+    return 0
+
+
+def _list_personas(modality: str | None, ctx: Context) -> int:
+    wanted = (modality, "any") if modality else None
+    library = load_library()
+    known = {p.id for p in library}
+    stored = [p for p in persona_store(ctx.store).list() if p.id not in known]
+    shown = [p for p in library + stored if wanted is None or p.modality in wanted]
+    for p in shown:
+        print(f"{p.id:<20} {p.modality:<4} {p.source:<9} {p.style:<11} {_kind(p):<26} {p.name}")
+    print(f"{len(shown)} personas ({sum(p.source == 'library' for p in shown)} from the library)")
+    return 0
+
+
+def _kind(persona: Persona) -> str:
+    if persona.archetype:
+        return persona.archetype
+    severity, engagement = persona.profile.get("severity"), persona.profile.get("engagement")
+    return f"{severity} / {engagement} engagement" if severity else "-"
+
+
+def _print_persona(persona: Persona) -> None:
+    print(f"== {persona.id}  {persona.name}  ({persona.modality}, {_kind(persona)}, style {persona.style})")
+    print(textwrap.fill(persona.summary, width=100))
+    if persona.opening:
+        print(f"Opening: {persona.opening}")
+    print()
+
+
+# --- wiring -----------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "import-personas": Command(_register_import, _run_import),
+    "personas": Command(_register_personas, _run_personas),
+    "simulate": Command(add_simulate_parser, simulate_command),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m patient_sim", description="TheraLab simulated patients")
+    parser.add_argument("--data-dir", help="data directory (default: THERALAB_DATA_DIR, else ./data)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.register(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ctx = None
+    try:
+        ctx = Context(load_settings(["--data-dir", args.data_dir] if args.data_dir else []))
+        return COMMANDS[args.command].run(args, ctx)
+    except (ConfigError, StoreError, PersonaError, PersonaStoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if ctx is not None:
+            ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The batch runner: personas x therapist variants x repeats (a paired design), resumable.
+
+Every combination has a key (persona|therapist|repeat|course session) stored on its session
+row. On a re-run a finished combination is skipped, and an interrupted one (killed mid-run) is
+marked ``abandoned`` and run again from the start, so nothing is duplicated or half-counted.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from patient_sim.simulate import ACTOR, SimSpec, patient_turns, run_session
+
+
+@dataclass
+class BatchSummary:
+    planned: int = 0
+    ran: int = 0
+    skipped: int = 0
+    restarted: int = 0
+    failed: list = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"{self.planned} planned: {self.ran} run, {self.skipped} already done, "
+                f"{self.restarted} restarted after an interruption, {len(self.failed)} failed")
+
+
+def plan(personas, therapists: list[str], patient_model: str, turns: int, repeats: int = 1,
+         study: str | None = None, modality: str | None = None, course_sessions: int = 1) -> list[SimSpec]:
+    """The paired design: every persona meets every therapist variant, ``repeats`` times."""
+    specs = []
+    for persona in personas:
+        mode = modality or (persona.modality if persona.modality in ("cbt", "act") else "act")
+        for repeat in range(repeats):
+            for therapist in therapists:
+                specs.append(SimSpec(persona, therapist, patient_model, turns, mode, study, repeat,
+                                     course_sessions if mode == "cbt" else 1))
+    return specs
+
+
+def existing(services, spec: SimSpec, course_index: int) -> tuple[dict | None, list[dict]]:
+    """(the finished session of this combination or None, unfinished ones to set aside)."""
+    rows = list(services.store.db["sessions"].rows_where(
+        "sim_key = ? AND study IS ? AND status != 'abandoned'", [spec.key(course_index), spec.study],
+        order_by="id"))
+    done = [r for r in rows if r["status"] == "ended" and patient_turns(services, r["id"]) >= spec.turns]
+    return (done[0] if done else None), [r for r in rows if not done or r["id"] != done[0]["id"]]
+
+
+def run_spec(services, spec: SimSpec, summary: BatchSummary) -> None:
+    """Run (or resume) one combination: each session of its course in order."""
+    previous = None
+    for index in range(1, spec.course_sessions + 1):
+        finished, stale = existing(services, spec, index)
+        if finished:
+            previous = finished["id"]
+            summary.skipped += 1
+            continue
+        for row in stale:
+            services.sessions.set_status(row["id"], "abandoned")
+            services.audit.record(ACTOR, "simulation.restart", row["id"], key=spec.key(index))
+            summary.restarted += 1
+        previous = run_session(services, spec, course_index=index, continue_from=previous)["id"]
+        summary.ran += 1
+
+
+def run_batch(services, specs: list[SimSpec], concurrency: int = 1, reporter=None,
+              show_progress: bool = True) -> BatchSummary:
+    from tqdm import tqdm
+    summary = BatchSummary(planned=sum(s.course_sessions for s in specs))
+    bar = tqdm(total=len(specs), desc="simulating", unit="combo", disable=not show_progress)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = {pool.submit(run_spec, services, spec, summary): spec for spec in specs}
+        for done_count, future in enumerate(as_completed(futures), start=1):
+            spec = futures[future]
+            try:
+                future.result()
+            except Exception as exc:  # one broken combination never stops the batch
+                summary.failed.append((spec.key(), str(exc)))
+                services.audit.record(ACTOR, "simulation.failed", None, key=spec.key(), error=type(exc).__name__)
+            bar.update(1)
+            if reporter is not None:
+                reporter.progress(done_count, len(specs), ran=summary.ran, skipped=summary.skipped,
+                                  failed=len(summary.failed))
+    bar.close()
+    return summary
+
+
+def resolve_personas(services, spec: str, seed: int = 0, modality: str = "act") -> list:
+    """``all`` | ``sample:N`` (reproducible by seed, stored so a re-run finds the same ids) | ids."""
+    from patient_sim.sampler import sample_personas
+    spec = (spec or "").strip()
+    if spec == "all":
+        return services.personas.list(modality=modality) + services.personas.list(modality="any")
+    if spec.startswith("sample:"):
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"--personas {spec!r}: expected sample:N with a whole number N") from None
+        personas = sample_personas(n, seed, modality)
+        services.personas.upsert_many(personas)
+        return personas
+    ids = [p.strip() for p in spec.split(",") if p.strip()]
+    if not ids:
+        raise ValueError("--personas is empty: use all, sample:N or persona ids")
+    return [services.personas.get(pid) for pid in ids]
+
+
+def simulate_command(args, ctx) -> int:
+    """``python -m patient_sim simulate ...``: plan, run (or resume) and summarise in one line."""
+    import sys
+
+    from services import build_services
+    from store.jobs import JobReporter
+    settings = ctx.settings
+    services = build_services(settings)
+    reporter = JobReporter.from_args(getattr(args, "job_id", None), settings.data_dir, services.store)
+    reporter.on_cancel()
+    with reporter.guard():
+        try:
+            for model_id in [*args.therapist, args.patient_model]:
+                services.catalog.get(model_id)
+            personas = resolve_personas(services, args.personas, args.seed, args.modality)
+        except (KeyError, ValueError, LookupError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            reporter.fail(str(exc))
+            return 2
+        specs = plan(personas, args.therapist, args.patient_model, args.turns, args.repeats, args.study,
+                     args.modality, args.course_sessions)
+        summary = run_batch(services, specs, args.concurrency, reporter=reporter)
+        print(summary.line())
+        for key, error in summary.failed:
+            print(f"  failed {key}: {error}", file=sys.stderr)
+        reporter.done({"ran": summary.ran, "skipped": summary.skipped, "restarted": summary.restarted,
+                       "failed": len(summary.failed), "line": summary.line()})
+    return 1 if summary.failed else 0
+
+
+def add_simulate_parser(sub, name: str = "simulate"):
+    p = sub.add_parser(name, help="run simulated sessions: personas x therapist variants x repeats")
+    p.add_argument("--therapist", action="append", required=True, help="catalog id (repeat for several variants)")
+    p.add_argument("--personas", default="sample:4", help="all | sample:N | id,id,...")
+    p.add_argument("--patient-model", default="default", help="catalog id of the model playing the patient")
+    p.add_argument("--turns", type=int, default=6, help="exchanges per session")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--study", default=None, help="a name that groups the sessions (and keys the resume)")
+    p.add_argument("--modality", choices=("act", "cbt"), default="act")
+    p.add_argument("--course-sessions", type=int, default=1, help="CBT: consecutive sessions per course")
+    p.add_argument("--seed", type=int, default=0, help="seed for sample:N")
+    p.add_argument("--job-id", default=None, help="(set by the Admin tab's job runner)")
+    return p
