@@ -77,6 +77,8 @@ def _register_personas(sub, name: str) -> argparse.ArgumentParser:
     parser.add_argument("--sample", type=int, metavar="N", help="print N sampled personas instead of the list")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     parser.add_argument("--save", action="store_true", help="with --sample: also store the sampled personas")
+    parser.add_argument("--teacher", metavar="MODEL", help="with --sample: a catalog model writes each sampled "
+                        "person's full profile (backstory, symptoms, onset, history, coping, goals...)")
     return parser
 
 
@@ -88,12 +90,28 @@ def _run_personas(args, ctx: Context) -> int:
     if args.sample < 1:
         raise PersonaError("--sample must be at least 1")
     personas = sample_personas(args.sample, args.seed, args.modality or "cbt")
+    if args.teacher:
+        personas = _expand(personas, args.teacher, ctx)
     for persona in personas:
         _print_persona(persona)
     if args.save:
         created, skipped = persona_store(ctx.store).upsert_many(personas)
         print(f"saved {created}, skipped {skipped} (already present)")
     return 0
+
+
+def _expand(personas: list[Persona], teacher: str, ctx: Context) -> list[Persona]:
+    """The optional teacher step, with any catalog backend (local GGUF, transformers, endpoint)."""
+    from models.catalog import Catalog, CatalogError
+    from models.pool import ModelPool
+    from patient_sim.sampler import expand_with_teacher
+    catalog = Catalog(ctx.settings)
+    try:
+        catalog.get(teacher)
+    except CatalogError as exc:
+        raise PersonaError(str(exc)) from None
+    backend = ModelPool(ctx.settings, catalog).get(teacher)
+    return [expand_with_teacher(p, backend) for p in personas]
 
 
 def _list_personas(modality: str | None, ctx: Context) -> int:

@@ -84,7 +84,7 @@ class PatientAgent:
             except BackendError:
                 repairs["backend_error"] = repairs.get("backend_error", 0) + 1
                 continue
-            result = check_turn(raw, allow_ending=allow_ending, therapist_said=said)
+            result = check_turn(raw, allow_ending=allow_ending, therapist_said=said, brief=self.persona.summary)
             for kind, n in result.repairs.items():
                 repairs[kind] = repairs.get(kind, 0) + n
             if not result.regenerate:

@@ -36,11 +36,14 @@ class GuardResult:
     regenerate: bool = False                    # True: the turn cannot be repaired, generate again
 
 
-def check_turn(text: str, allow_ending: bool = False, therapist_said: str | None = None) -> GuardResult:
+def check_turn(text: str, allow_ending: bool = False, therapist_said: str | None = None,
+               brief: str | None = None) -> GuardResult:
     """Repair one patient turn; ``allow_ending`` near the planned end of the session.
 
     ``therapist_said`` is the therapist's last message: small models tend to parrot it back,
-    which speaks with the therapist's voice and cannot be repaired, only generated again."""
+    which speaks with the therapist's voice and cannot be repaired, only generated again. ``brief``
+    is the persona text the patient was given: reciting it ("You are Denise, 45...") is no answer
+    either."""
     repairs: dict[str, int] = {}
 
     def count(kind: str, n: int = 1) -> None:
@@ -64,10 +67,19 @@ def check_turn(text: str, allow_ending: bool = False, therapist_said: str | None
     if not re.search(r"[A-Za-z]{2}", text):
         count("empty")
         return GuardResult("", repairs, regenerate=True)
-    if therapist_said and _echoes(text, therapist_said):
+    if (therapist_said and _echoes(text, therapist_said)) or (brief and _recites(text, brief)):
         count("echo")
         return GuardResult(text, repairs, regenerate=True)
     return GuardResult(text, repairs)
+
+
+def _recites(text: str, brief: str) -> bool:
+    """Second-person narration or a long run of words copied from the brief."""
+    if re.match(r"\s*you(?:'re| are)\b", text, re.IGNORECASE):
+        return True
+    a, b = text.lower().split(), brief.lower().split()
+    match = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return match.size >= 8
 
 
 def _echoes(text: str, other: str) -> bool:

@@ -155,3 +155,23 @@ def test_guard_sends_back_a_turn_that_parrots_the_therapist():
     agent = PatientAgent(backend, PERSONA, "", "act", "pat")
     turn = agent.next_turn([{"role": "patient", "content": "Hi."}, {"role": "therapist", "content": said}])
     assert turn.text == "Honestly I just feel tired." and turn.repairs == {"echo": 1} and turn.attempts == 2
+
+
+def test_cbt_course_runs_consecutive_sessions_with_the_summary_carried(svc):
+    persona = sorted(svc.personas.list(modality="cbt"), key=lambda p: p.id)[0]
+    specs = plan([persona], ["therapist"], "patient", turns=1, study="course", modality="cbt", course_sessions=2)
+    summary = run_batch(svc, specs, show_progress=False)
+    assert (summary.planned, summary.ran) == (2, 2)
+    first, second = sorted(svc.store.db["sessions"].rows_where("study = 'course'"), key=lambda r: r["course_index"])
+    assert second["course_id"] == first["course_id"] and second["course_index"] == 2
+    assert first["sim_key"].endswith("|s1") and second["sim_key"].endswith("|s2")
+    opening = svc.sessions.turns(second["id"])[0]
+    assert opening["role"] == "system" and first["summary"] in opening["content"]
+    assert run_batch(svc, specs, show_progress=False).skipped == 2
+
+
+def test_guard_sends_back_a_turn_that_recites_the_persona_brief():
+    brief = PERSONA.summary
+    assert check_turn("You are Sam, 34, a nurse who has felt numb.", brief=brief).repairs == {"echo": 1}
+    assert check_turn("Well, I'm 34, a nurse who has felt numb and stuck since a breakup.", brief=brief).regenerate
+    assert not check_turn("Since the breakup I just feel numb at work.", brief=brief).regenerate
