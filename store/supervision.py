@@ -92,16 +92,19 @@ SELECT s.id, s.status, s.modality, s.therapist_model, s.simulated, s.created_utc
           FROM flags f WHERE f.session_id = s.id AND f.status = 'open') AS flag_rank,
        (SELECT COUNT(*) FROM drafts d WHERE d.session_id = s.id AND d.status = 'pending') AS drafts
 FROM sessions s LEFT JOIN users u ON u.id = s.user_id
-WHERE s.status != 'ended' OR EXISTS (SELECT 1 FROM flags f WHERE f.session_id = s.id AND f.status = 'open')
-ORDER BY open_flags > 0 DESC, flag_rank DESC, drafts > 0 DESC, COALESCE(last_utc, s.created_utc) DESC
+WHERE s.status NOT IN ('ended', 'abandoned')
+   OR (s.simulated = 0 AND EXISTS (SELECT 1 FROM flags f WHERE f.session_id = s.id AND f.status = 'open'))
+ORDER BY open_flags > 0 DESC, s.simulated ASC, flag_rank DESC, drafts > 0 DESC,
+         COALESCE(last_utc, s.created_utc) DESC
 LIMIT ?
 """
 RANK_LEVEL = {4: "imminent", 3: "high", 2: "moderate", 1: "low"}
 
 
 def live_overview(store: Store, limit: int = 200) -> list[dict]:
-    """Sessions a supervisor must see: every unended one, and ended ones that still have open
-    flags; open flags first (worst level first), then drafts waiting, then most recent."""
+    """Sessions a supervisor must see: every running one, and ended human sessions that still have
+    open flags; open flags first (people before simulations, worst level first), then drafts
+    waiting, then most recent. A finished simulation's flags are research data, not alerts."""
     rows = [dict(r) for r in store.db.query(LIVE_SQL, [limit])]
     for row in rows:
         row["flag_level"] = RANK_LEVEL.get(row.pop("flag_rank") or 0, "")

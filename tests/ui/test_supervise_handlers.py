@@ -122,3 +122,16 @@ def test_supervisor_sees_flag_first_holds_approves_and_resolves(svc):
     assert sup.live(req("sup"))[0][0][0] == ""  # no open flag left on top
     actions = {a["action"] for a in svc.audit.recent(100) if a["actor"] == "sup"}
     assert {"session.read", "session.hold", "draft.edited", "flag.resolve", "note.add"} <= actions
+
+
+def test_live_list_puts_people_before_simulations_and_drops_finished_simulations(svc):
+    sh, sup = handlers(svc)
+    persona = svc.personas.list(modality="act")[0]
+    sim = svc.engine.start("act", "fake", simulated=True, persona_id=persona.id, actor="simulator")
+    list(svc.engine.turn(sim["id"], RISK))
+    sid = consented_session(svc, sh)[0]
+    list(sh.send(sid, RISK, False, "act", "fake", req("pat1")))
+    table, _ = sup.live(req("sup"))
+    assert [row[-1] for row in table[:2]] == [sid, sim["id"]]
+    svc.engine.end(sim["id"])
+    assert sim["id"] not in [row[-1] for row in sup.live(req("sup"))[0]]
