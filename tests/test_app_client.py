@@ -177,6 +177,10 @@ def test_admin_launches_a_simulation_job_follows_and_cancels_it(app):
     assert _rows(app["db"], "SELECT status FROM jobs WHERE id=?", (job_id,))[0][0] == "cancelled"
     note, _ = client.predict([], "sample:1", "default", 1, 1, 1, "x", api_name="/admin_simulate")
     assert "Not launched" in note
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks before our handler does
+        client.predict(["default"], "sample:1", "--data-dir=/tmp", 1, 1, 1, "x", api_name="/admin_simulate")
+    assert _rows(app["db"], "SELECT COUNT(*) FROM jobs")[0][0] == 2
 
 
 def test_app_contacts_nothing_but_loopback(app):

@@ -33,6 +33,10 @@ class AdminHandlers:
             problems.append("pick at least one therapist model")
         if not _PERSONA_SPEC.match((personas or "").strip()):
             problems.append("personas must be all, sample:N or a comma-separated list of persona ids")
+        known = {e.id for e in self.s.catalog.entries()}
+        unknown = [m for m in [*therapists, patient_model] if m not in known]
+        if unknown:  # only catalog ids ever reach the child's command line
+            problems.append("unknown model(s): " + ", ".join(map(str, unknown)))
         if study and not _STUDY.match(study):
             problems.append("the study name may use letters, digits, _ . - only")
         if problems:

@@ -135,3 +135,14 @@ def test_live_list_puts_people_before_simulations_and_drops_finished_simulations
     assert [row[-1] for row in table[:2]] == [sid, sim["id"]]
     svc.engine.end(sim["id"])
     assert sim["id"] not in [row[-1] for row in sup.live(req("sup"))[0]]
+
+
+def test_admin_launch_refuses_models_outside_the_catalog(svc):
+    from ui.admin_tab import AdminHandlers
+    svc.users.add("boss", "a-long-password", "admin")
+    admin = AdminHandlers(svc, Access(svc))
+    note, _ = admin.launch_simulation(["fake", "--data-dir=/etc"], "sample:1", "fake", 1, 1, 1, "x", req("boss"))
+    assert "unknown model" in note and "--data-dir=/etc" in note
+    assert svc.jobs.jobs.list() == []
+    with pytest.raises(gr.Error, match="supervisor"):
+        admin.launch_simulation(["fake"], "sample:1", "fake", 1, 1, 1, "x", req("sup"))
