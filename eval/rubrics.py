@@ -47,11 +47,15 @@ _RESULT_KEYS = {"rubric", "version", "complete", "items", "subscales", "totals",
 
 
 class RubricError(ValueError):
-    """A rubric file is missing, unreadable or invalid; ``path`` names the file when there is one."""
+    """A rubric file is missing, unreadable or invalid; ``path`` names the file when there is one.
 
-    def __init__(self, problem: str, path: Path | str | None = None):
+    From ``list_rubrics`` it stands for several files: ``errors`` holds one error per broken file.
+    """
+
+    def __init__(self, problem: str, path: Path | str | None = None, errors: Iterable[RubricError] = ()):
         self.problem = problem
         self.path = Path(path) if path is not None else None
+        self.errors = list(errors)
         super().__init__(f"{path}: {problem}" if path is not None else problem)
 
 
@@ -268,8 +272,7 @@ def list_rubrics(extra_dirs: Iterable[Path | str] = ()) -> list[Rubric]:
     """Every rubric, shipped and user; raises ``RubricError`` naming each broken file and why."""
     rubrics, errors = scan_rubrics(extra_dirs)
     if errors:
-        raise RubricError("broken rubric files:\n" + "\n".join(f"  {e}" for e in errors),
-                          errors[0].path if len(errors) == 1 else None)
+        raise RubricError("broken rubric files:\n" + "\n".join(f"  {e}" for e in errors), errors=errors)
     return rubrics
 
 
@@ -332,6 +335,8 @@ _TOP = {"id", "version", "name", "description", "modality", "scale", "items", "s
 
 
 def _build(data: Any, path: Path) -> Rubric:
+    if data is None:
+        raise _Invalid("the file is empty")
     top = _mapping(data, "the file", _TOP, required=("version", "name", "description", "scale",
                                                     "items", "scoring"))
     rubric_id = path.stem
@@ -452,7 +457,7 @@ def _parse_scoring(raw: Any, items: list[RubricItem], subscales: list[Subscale],
         totals.append(total)
     by_id = {t.id: t for t in totals}
     primary = scoring.get("primary", totals[0].id)
-    if primary not in by_id:
+    if not isinstance(primary, str) or primary not in by_id:
         raise _Invalid(f"scoring primary {primary!r} is not a total ({', '.join(by_id)})")
     thresholds = []
     raw_thresholds = scoring.get("thresholds") or []
@@ -464,7 +469,7 @@ def _parse_scoring(raw: Any, items: list[RubricItem], subscales: list[Subscale],
         th_id = _ident(entry["id"], f"threshold #{pos} id")
         if th_id in _RESULT_KEYS or any(t.id == th_id for t in thresholds):
             raise _Invalid(f"threshold id {th_id!r} is taken")
-        if entry["total"] not in by_id:
+        if not isinstance(entry["total"], str) or entry["total"] not in by_id:
             raise _Invalid(f"threshold {th_id!r} refers to unknown total {entry['total']!r}")
         t_lo, t_hi = by_id[entry["total"]].range
         at_least = entry["at_least"]

@@ -17,12 +17,13 @@ validated here as well, because the hf backend does not enforce schemas.
 """
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 
+from models.jsonout import NoJSONObject
+from models.jsonout import extract_json_object as _extract
 from models.base import GenParams
 from therapist.safety.levels import CATEGORIES, LEVELS, RiskAssessment, max_level
 
@@ -121,18 +122,11 @@ def build_messages(text: str, context: list[str] | None = None) -> list[dict]:
 
 
 def extract_json_object(raw: str) -> dict:
-    """The first JSON object in ``raw``; tolerates code fences and text before or after it."""
-    decoder = json.JSONDecoder()
-    start = raw.find("{")
-    while start != -1:
-        try:
-            obj, _ = decoder.raw_decode(raw, start)
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict):
-            return obj
-        start = raw.find("{", start + 1)
-    raise ClassifierOutputError("no JSON object in the output")
+    """The first JSON object in ``raw`` (models/jsonout.py), as this module's error type."""
+    try:
+        return _extract(raw)
+    except NoJSONObject as exc:
+        raise ClassifierOutputError(str(exc)) from None
 
 
 def parse_verdict(raw: str) -> tuple[str, tuple[str, ...]]:
