@@ -27,9 +27,8 @@ class DraftStore:
         row = {"id": new_id(), "session_id": session_id, "after_turn_id": after_turn_id,
                "content": content, "reasoning": reasoning, "model_id": model_id, "status": "pending",
                "meta_json": json.dumps(meta) if meta else None, "created_utc": utc_now()}
-        with self.store.write() as db:
-            db.execute("UPDATE drafts SET status = 'superseded', decided_utc = ? "
-                       "WHERE session_id = ? AND status = 'pending'", [utc_now(), session_id])
+        with self.store.write() as db:  # the older draft goes in the same transaction
+            self.supersede(session_id)
             db["drafts"].insert(row)
         return row
 

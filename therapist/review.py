@@ -16,21 +16,29 @@ class TurnRejected(ValueError):
     """The input cannot start a turn; nothing was stored. The message is for the user."""
 
 
+ENDED = ("ended", "abandoned")
+
+
 class ReviewActions:
     """Needs ``sessions``, ``drafts``, ``audit`` and ``settings`` from the engine."""
 
+    def _open_session(self, session_id: str, message: str = "This session has ended.") -> dict:
+        """The session, if turns may still be added to it."""
+        session = self.sessions.get(session_id)
+        if session["status"] in ENDED:
+            raise TurnRejected(message)
+        return session
+
     def set_hold(self, session_id: str, on: bool, actor: str | None) -> None:
         """Hold: replies wait as drafts for a supervisor. Release: replies go straight out again."""
-        if self.sessions.get(session_id)["status"] == "ended":
-            raise TurnRejected("This session has ended.")
+        self._open_session(session_id)
         self.sessions.set_status(session_id, "hold" if on else "active")
         self.audit.record(actor, "session.hold" if on else "session.release", session_id)
 
     def decide_draft(self, draft_id: str, action: str, actor: str, text: str | None = None) -> dict | None:
         """approve | edit | replace | discard a held draft; returns the therapist turn sent, if any."""
         draft = self.drafts.get(draft_id)
-        if self.sessions.get(draft["session_id"])["status"] == "ended":
-            raise TurnRejected("This session has ended.")
+        self._open_session(draft["session_id"])
         status = {"approve": "approved", "edit": "edited", "replace": "replaced", "discard": "discarded"}.get(action)
         if status is None:
             raise TurnRejected(f"Unknown action {action!r}.")
@@ -50,8 +58,7 @@ class ReviewActions:
 
     def supervisor_reply(self, session_id: str, text: str | None, actor: str) -> dict:
         """A reply written by the supervisor, sent as the therapist's next turn."""
-        if self.sessions.get(session_id)["status"] == "ended":
-            raise TurnRejected("This session has ended.")
+        self._open_session(session_id)
         final = self.clean_reply(text)
         pending = self.drafts.pending(session_id)
         if pending:

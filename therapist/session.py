@@ -162,9 +162,7 @@ class SessionEngine(ReviewActions):
 
         ``patient_meta`` is stored on the patient turn (a simulated patient's guard repairs)."""
         text = self.clean_message(patient_text)
-        session = self.sessions.get(session_id)
-        if session["status"] in ("ended", "abandoned"):
-            raise TurnRejected("This session has ended. Start a new session to continue.")
+        session = self._open_session(session_id, "This session has ended. Start a new session to continue.")
         self._claim(session_id)
         try:
             row = self.sessions.add_turn(session_id, TurnRecord("patient", text, meta=patient_meta))
@@ -184,9 +182,7 @@ class SessionEngine(ReviewActions):
 
     def reply(self, session_id: str) -> Iterator[TurnEvent]:
         """Generate the therapist's reply to the conversation as stored (Retry; a new draft on hold)."""
-        status = self.sessions.get(session_id)["status"]
-        if status == "ended":
-            raise TurnRejected("This session has ended.")
+        status = self._open_session(session_id)["status"]
         self._claim(session_id)
         return self._reply_in_background(session_id, held=status == "hold")
 

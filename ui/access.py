@@ -77,3 +77,8 @@ class Access:
                               reason="not this user's session")
             raise gr.Error("This is not your session.")
         return who, session
+
+    def record_read(self, who: Principal, session: dict) -> None:
+        """Audit a transcript read by someone other than its patient (simulations have none)."""
+        if session["user_id"] != who.user_id and not session["simulated"]:
+            self.audit.record(who.username, "session.read", session["id"])

@@ -71,8 +71,7 @@ class SessionHandlers:
         if not sid:
             return [], []
         who, session = self.access.session_for(request, sid, "session.history")
-        if session["user_id"] != who.user_id and not session["simulated"]:
-            self.services.audit.record(who.username, "session.read", sid)  # someone else's transcript
+        self.access.record_read(who, session)
         return self._redraw(sid, show and who.supervises)
 
     def start(self, modality, model_id, show, request: gr.Request = None):

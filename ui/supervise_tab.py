@@ -62,8 +62,7 @@ class SuperviseHandlers:
             session = self.s.sessions.get(sid)
         except KeyError:
             return ("", "**Unknown session id.**", *EMPTY_VIEW[1:])
-        if session["user_id"] != who.user_id and not session["simulated"]:
-            self.s.audit.record(who.username, "session.read", sid)  # a transcript read by someone else
+        self.access.record_read(who, session)
         return (sid, *self._view(sid))
 
     def select(self, evt: gr.SelectData, request: gr.Request = None):
