@@ -7,11 +7,20 @@ something to rate, not to obey. The answer is constrained by the rubric's JSON s
 backend can (llama.cpp grammar, OpenAI json_schema) and validated everywhere; a bad answer is
 retried, and the best one is kept with its status: ok (every item), partial, failed.
 
+Defence in depth against text aimed at the judge: before the transcript is shown, sentences that
+address the rater (ignore the rubric / your instructions, give every item the maximum, "dear
+judge") are taken out and listed in ``screened``, so a person can see them; the delimiters and the
+instruction remain the general defence for phrasings the screen does not know. The delimiter tag
+is an HMAC of the shown transcript under a secret drawn when the process starts: no transcript can
+predict it, and the same transcript gets the same prompt within a run (reproducible comparisons).
+
 A transcript longer than the judge's context is windowed: the opening and the most recent turns
 are kept and the middle is replaced by a marked gap (``truncated`` in the result says so).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -24,6 +33,17 @@ from models.jsonout import NoJSONObject, extract_json_object
 CHARS_PER_TOKEN = 3.0        # conservative: only decides when to window a long transcript
 RATIONALE_MAX_CHARS = 120    # keeps a 25-item answer inside a small model's token budget
 TOKENS_PER_ITEM = 80
+_TAG_SECRET = secrets.token_bytes(32)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])(\s+)")
+_RATER = r"(rubric|scor\w*|rating\w*|rater|judge|evaluat\w*|grader|(your|all|previous|prior|above|these|those) instructions|system prompt)"
+_ADDRESSED_TO_RATER = [
+    re.compile(r"\b(ignore|disregard|forget|override|bypass)\b[^.!?]{0,60}\b" + _RATER, re.I),
+    re.compile(r"\b(give|assign|rate|score|mark)\b[^.!?]{0,40}\b(every|all|each|this|the)\b[^.!?]{0,30}"
+               r"\b(items?|scores?|categories|criteria|ratings?|session|therapist)\b[^.!?]{0,30}"
+               r"\b(max(imum)?|highest|top|perfect|full marks)\b", re.I),
+    re.compile(r"\b(dear|attention|note to( the)?|hey)\s+(judge|rater|evaluator|grader|reviewer|ai|model)\b", re.I),
+    re.compile(r"\byou are (now )?(the|an?) (judge|rater|evaluator|grader)\b", re.I),
+]
 
 
 @dataclass
@@ -37,6 +57,40 @@ class JudgeResult:
     attempts: int = 0
     truncated: bool = False
     latency_ms: int = 0
+    screened: list = field(default_factory=list)  # sentences addressed to the rater, not shown to it
+
+
+def screen_text(text: str) -> tuple[str, list[str]]:
+    """(the text without sentences addressed to the rater, those sentences)."""
+    parts = _SENTENCE_BREAK.split(text or "")
+    kept, removed = [], []
+    for i in range(0, len(parts), 2):
+        sentence, gap = parts[i], parts[i - 1] if i else ""
+        if any(p.search(sentence) for p in _ADDRESSED_TO_RATER):
+            removed.append(sentence.strip())
+        else:
+            kept.append(gap + sentence if kept else sentence)
+    return "".join(kept).strip(), removed
+
+
+def screen_turns(turns: list[dict]) -> tuple[list[dict], list[str]]:
+    shown, removed = [], []
+    for turn in turns:
+        turn = dict(turn)
+        for key in ("content", "reasoning"):
+            if turn.get(key):
+                turn[key], gone = screen_text(turn[key])
+                removed += gone
+        if not turn.get("content"):
+            turn["content"] = "[nothing else was said in this turn]"
+        shown.append(turn)
+    return shown, removed
+
+
+def delimiter_tag(lines: list[str], attempt: int) -> str:
+    """Unguessable by the transcript (secret key), stable for the same transcript and attempt."""
+    message = f"{attempt}\n" + "\n".join(lines)
+    return hmac.new(_TAG_SECRET, message.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
 def format_transcript(turns: list[dict], include_reasoning: bool = False) -> list[str]:
@@ -139,19 +193,20 @@ def _finished_items(raw: str, known: set[str]) -> dict:
 
 
 def judge_transcript(backend, rubric, turns: list[dict], n_ctx: int = 4096, max_retries: int = 2,
-                     include_reasoning: bool = False, temperature: float = 0.0) -> JudgeResult:
+                     include_reasoning: bool = False, temperature: float = 0.0, screen: bool = True) -> JudgeResult:
     """Rate one transcript; never raises for bad model output (the status says how it went)."""
     started = time.perf_counter()
     max_tokens = TOKENS_PER_ITEM * len(rubric.items)
+    turns, screened = screen_turns(turns) if screen else (turns, [])
     lines = format_transcript(turns, include_reasoning)
     probe = build_messages(rubric, [], "x" * 16)
     budget = int((n_ctx - max_tokens - 64) * CHARS_PER_TOKEN) - sum(len(m["content"]) for m in probe)
     if budget < 400:
         return JudgeResult("failed", problems=[f"the rubric prompt alone leaves no room in a {n_ctx}-token context"])
     lines, truncated = window(lines, budget)
-    best = JudgeResult("failed", truncated=truncated)
+    best = JudgeResult("failed", truncated=truncated, screened=screened)
     for attempt in range(1, max_retries + 2):
-        tag = secrets.token_hex(8)  # a fresh marker each time: a transcript cannot guess it
+        tag = delimiter_tag(lines, attempt)
         params = GenParams(max_tokens=max_tokens, temperature=temperature, json_schema=judge_schema(rubric),
                            repeat_penalty=1.0)
         try:

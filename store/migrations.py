@@ -117,6 +117,23 @@ def m003_simulation(db: sqlite_utils.Database) -> None:
     db["sessions"].create_index(["study", "sim_key"])
 
 
+@migration
+def m004_ratings(db: sqlite_utils.Database) -> None:
+    """Ratings carry the rubric version, their totals and (for a judge) the raw answers; one human
+    rating per rater, session and rubric; one judge rating per run and session, so a run resumes."""
+    db["ratings"].add_column("rubric_version", int)
+    db["ratings"].add_column("totals_json", str)
+    db["ratings"].add_column("detail_json", str)
+    db["ratings"].create_index(["session_id", "rubric_id"])
+    db.execute("CREATE UNIQUE INDEX idx_ratings_human ON ratings (session_id, rubric_id, rater_id) "
+               "WHERE rater_kind = 'human'")
+    db.execute("CREATE UNIQUE INDEX idx_ratings_run ON ratings (judge_run_id, session_id) "
+               "WHERE judge_run_id IS NOT NULL")
+    for column in ("job_id", "created_by", "error", "started_utc"):
+        db["judge_runs"].add_column(column, str)
+    db["judge_runs"].add_column("n_total", int)
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration; return the names applied now."""
     # BEGIN IMMEDIATE takes the write lock first, so two processes starting at once

@@ -135,3 +135,42 @@ class SessionStore:
         if not phrases:
             return []
         return list(self.store.db["turns"].search(" ".join(phrases), limit=limit))
+
+    def find(self, *, study: str | None = None, modality: str | None = None, model: str | None = None,
+             flag: str = "any", source: str = "any", text: str | None = None, limit: int = 200) -> list[dict]:
+        """Sessions for the Review tab, newest first, with turn, flag and rating counts.
+
+        ``flag``: any | flagged (ever flagged) | open (an open flag) | none. ``source``: any | human |
+        simulated | imported. ``text``: words that must occur in a turn (full-text search).
+        Abandoned sessions (interrupted simulations that were run again) are never listed.
+        """
+        clauses, args = ["s.status != 'abandoned'"], []
+        for column, value in (("s.study", study), ("s.modality", modality), ("s.therapist_model", model)):
+            if value:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        clauses += {"flagged": ["EXISTS (SELECT 1 FROM flags f WHERE f.session_id = s.id)"],
+                    "open": ["EXISTS (SELECT 1 FROM flags f WHERE f.session_id = s.id AND f.status = 'open')"],
+                    "none": ["NOT EXISTS (SELECT 1 FROM flags f WHERE f.session_id = s.id)"]}.get(flag, [])
+        clauses += {"human": ["s.simulated = 0 AND (s.sim_key IS NULL OR s.sim_key NOT LIKE 'import:%')"],
+                    "simulated": ["s.simulated = 1"],
+                    "imported": ["s.sim_key LIKE 'import:%'"]}.get(source, [])
+        if text and text.strip():
+            ids = sorted({t["session_id"] for t in self.search(text, limit=2000)})
+            if not ids:
+                return []
+            clauses.append(f"s.id IN ({','.join('?' * len(ids))})")
+            args += ids
+        sql = f"""SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS n_turns,
+                  (SELECT COUNT(*) FROM flags f WHERE f.session_id = s.id) AS n_flags,
+                  (SELECT COUNT(*) FROM ratings r WHERE r.session_id = s.id AND r.rater_kind = 'human') AS n_human,
+                  (SELECT COUNT(*) FROM ratings r WHERE r.session_id = s.id AND r.rater_kind = 'judge') AS n_judge
+                  FROM sessions s WHERE {' AND '.join(clauses)} ORDER BY s.id DESC LIMIT ?"""
+        return [dict(r) for r in self.store.db.query(sql, args + [int(limit)])]
+
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct studies and therapist models, for the Review tab's filters."""
+        db = self.store.db
+        return {column: [r[0] for r in db.execute(
+            f"SELECT DISTINCT {column} FROM sessions WHERE {column} IS NOT NULL ORDER BY 1").fetchall()]
+            for column in ("study", "therapist_model")}

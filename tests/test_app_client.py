@@ -1,6 +1,7 @@
 """The app as a user drives it: launched on a free loopback port, used through gradio_client."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -162,7 +163,7 @@ def test_admin_launches_a_simulation_job_follows_and_cancels_it(app):
     deadline = time.monotonic() + 180
     status = None
     while time.monotonic() < deadline:
-        table, log = client.predict(job_id, api_name="/admin_jobs")
+        table, log, _ = client.predict(job_id, api_name="/admin_jobs")
         status = next(r[2] for r in table["data"] if r[0] == job_id)
         if status in ("done", "failed", "cancelled"):
             break
@@ -181,6 +182,37 @@ def test_admin_launches_a_simulation_job_follows_and_cancels_it(app):
     with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks before our handler does
         client.predict(["default"], "sample:1", "--data-dir=/tmp", 1, 1, 1, "x", api_name="/admin_simulate")
     assert _rows(app["db"], "SELECT COUNT(*) FROM jobs")[0][0] == 2
+
+
+def wait_for_job(client, job_id, limit=240):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        table, log, runs = client.predict(job_id, api_name="/admin_jobs")
+        status = next(r[2] for r in table["data"] if r[0] == job_id)
+        if status in ("done", "failed", "cancelled"):
+            return status, log, runs
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} still {status}: {log}")
+
+
+def test_admin_judge_job_rates_a_study_and_resumes_without_rerating(app):
+    client = app["client"]
+    sid = _rows(app["db"], "SELECT id FROM sessions WHERE study='jobtest' AND status='ended'")[0][0]
+    note, _, _ = client.predict("tes", "default", "study:jobtest", 1, False, False, api_name="/admin_judge")
+    status, log, runs = wait_for_job(client, note.split("`")[1])
+    assert status == "done", log
+    run = _rows(app["db"], "SELECT id, status, n_ok + n_partial + n_failed, n_total, job_id FROM judge_runs")
+    assert len(run) == 1 and run[0][1:4] == ("done", 1, 1) and run[0][4] == note.split("`")[1]
+    assert any(r[0] == run[0][0] for r in runs["data"])  # the Judge tab's runs table shows it
+    rating = _rows(app["db"], "SELECT session_id, status, scores_json FROM ratings WHERE judge_run_id=?", (run[0][0],))
+    assert rating[0][0] == sid and rating[0][1] in ("ok", "partial", "failed")
+    assert all(1 <= v <= 7 for v in json.loads(rating[0][2]).values())
+    note, _, _ = client.predict("tes", "default", "study:jobtest", 1, False, False, api_name="/admin_judge")
+    assert wait_for_job(client, note.split("`")[1])[0] == "done"  # continues the run: nothing new to rate
+    assert _rows(app["db"], "SELECT COUNT(*) FROM ratings WHERE rater_kind='judge'")[0][0] == 1
+    assert _rows(app["db"], "SELECT COUNT(*) FROM judge_runs")[0][0] == 1
+    note, _, _ = client.predict("tes", "default", "study:x;rm", 1, False, False, api_name="/admin_judge")
+    assert "Not launched" in note
 
 
 def test_app_contacts_nothing_but_loopback(app):

@@ -68,10 +68,12 @@ def test_patient_gets_no_reasoning_and_cannot_call_supervisor_endpoints(app, pat
     for api, args in (("/supervise_tick", (sid, None)), ("/supervise_open", (sid,)), ("/supervise_hold", (sid,)),
                       ("/supervise_resolve", (sid, None, "done")), ("/supervise_reply", (sid, "Hi from pat1")),
                       ("/watch_stop", ()), ("/admin_jobs", ("",)),
-                      ("/admin_simulate", (["default"], "sample:1", "default", 1, 1, 1, "x"))):
+                      ("/admin_simulate", (["default"], "sample:1", "default", 1, 1, 1, "x")),
+                      ("/admin_judge", ("tes", "default", "all", 1, False, False)), ("/admin_agreement", ("tes", "")),
+                      ("/review_find", ("", "", "", "any", "any", ""))):
         with pytest.raises(AppError, match="may not"):
             pat1.predict(*args, api_name=api)
-    assert len(denied(app, "pat1")) >= 8
+    assert len(denied(app, "pat1")) >= 11
     assert app.rows("SELECT status FROM sessions WHERE id=?", (sid,))[0][0] == "active"  # no hold happened
     pat2 = app.client(auth=("pat2", PASSWORD))
     with pytest.raises(AppError, match="not your session"):

@@ -1,5 +1,5 @@
-"""Admin tab: launch long work as background jobs (simulation batches for now; training and
-judging will join) and follow every job's progress, log and cancel button.
+"""Admin tab: launch long work as background jobs (simulation batches, LLM-judge runs; training
+will join), follow every job's progress, log and cancel button, and read judge-human agreement.
 
 A job is a separate process (store/jobs.py), so it survives a page reload and an app restart;
 this tab only reads its row, its progress file and its log.
@@ -17,6 +17,9 @@ ADMINS = ("admin",)
 JOB_HEADERS = ["Job id", "Kind", "Status", "Progress", "Started (UTC)", "Finished (UTC)", "By", "Error"]
 _PERSONA_SPEC = re.compile(r"^(all|sample:\d{1,4}|[A-Za-z0-9_.:-]+(,[A-Za-z0-9_.:-]+)*)$")
 _STUDY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SELECTION = re.compile(r"^(all|study:[A-Za-z0-9_.-]{1,64}|[0-9A-Za-z]{1,64}(,[0-9A-Za-z]{1,64})*)$")
+RUN_HEADERS = ["Run id", "Rubric", "Judge", "Sessions", "Status", "Rated", "ok", "partial", "failed",
+               "Started (UTC)", "Job"]
 
 
 class AdminHandlers:
@@ -53,6 +56,54 @@ class AdminHandlers:
                                                      "study": study or None}, who.username)
         return f"Launched job `{job['id']}`.", self.jobs_table()
 
+    def launch_judge(self, rubric_id, judge_model, selection, concurrency, include_reasoning, new_run,
+                     request: gr.Request = None):
+        """Start ``python -m eval judge`` as a job: (status line, jobs table, runs table)."""
+        from eval.rubrics import list_rubrics, user_rubrics_dir
+        who = self.access.require(request, ADMINS, "job.launch")
+        selection = (selection or "").replace(" ", "")
+        problems = []
+        if rubric_id not in {r.id for r in list_rubrics([user_rubrics_dir(self.s.settings.data_dir)])}:
+            problems.append("pick a rubric")
+        if judge_model not in {e.id for e in self.s.catalog.entries()}:
+            problems.append(f"unknown judge model {judge_model!r}")
+        if not _SELECTION.match(selection):
+            problems.append("sessions must be all, study:NAME or session ids separated by commas")
+        if problems:
+            return "**Not launched:** " + "; ".join(problems) + ".", self.jobs_table(), self.runs_table()
+        argv = ["eval", "--data-dir", str(self.s.settings.data_dir), "judge", "--rubric", rubric_id,
+                "--judge", judge_model, "--sessions", selection, "--concurrency", str(max(1, min(8, int(concurrency))))]
+        argv += ["--include-reasoning"] if include_reasoning else []
+        argv += ["--new-run"] if new_run else []
+        job = self.s.jobs.launch("judge", argv, {"rubric": rubric_id, "judge": judge_model, "sessions": selection,
+                                                  "include_reasoning": bool(include_reasoning)}, who.username)
+        return f"Launched judge job `{job['id']}`.", self.jobs_table(), self.runs_table()
+
+    def runs_table(self) -> list[list]:
+        from store.ratings import RatingStore
+        rows = []
+        for run in RatingStore(self.s.store).runs(limit=30):
+            rated = run["n_ok"] + run["n_partial"] + run["n_failed"]
+            rows.append([run["id"], run["rubric_id"], run["judge_model"], run["selection"], run["status"],
+                         f"{rated}/{run.get('n_total') or '?'}", run["n_ok"], run["n_partial"], run["n_failed"],
+                         (run.get("started_utc") or "")[:19], run.get("job_id") or "cli"])
+        return rows
+
+    def agreement(self, rubric_id, study, request: gr.Request = None):
+        """The agreement table for one rubric (optionally one study)."""
+        from eval.agreement import agreement_for_store, rows_as_dicts
+        from eval.rubrics import RubricError, load_rubric, user_rubrics_dir
+        self.access.require(request, ADMINS, "agreement.read")
+        try:
+            rubric = load_rubric(rubric_id, [user_rubrics_dir(self.s.settings.data_dir)])
+        except RubricError as exc:
+            return [], f"**{exc}**"
+        rows = rows_as_dicts(agreement_for_store(self.s.store, rubric, study=(study or "").strip() or None))
+        if not rows:
+            return [], f"No ratings on {rubric.id} yet: rate sessions in the Review tab and run a judge."
+        table = [[_fmt(v) for v in row.values()] for row in rows]
+        return gr.update(value=table, headers=list(rows[0].keys())), f"{len(rows)} comparison rows for {rubric.name}."
+
     def jobs_table(self) -> list[list]:
         rows = []
         for job in self.s.jobs.jobs.list(limit=30):
@@ -65,7 +116,7 @@ class AdminHandlers:
 
     def refresh(self, job_id, request: gr.Request = None):
         self.access.require(request, ADMINS, "job.list")
-        return self.jobs_table(), self._log(job_id)
+        return self.jobs_table(), self._log(job_id), self.runs_table()
 
     def _log(self, job_id) -> str:
         if not job_id:
@@ -92,6 +143,43 @@ class AdminHandlers:
         return f"Job `{job_id}` is {job['status']}.", self.jobs_table()
 
 
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _build_judge(h: AdminHandlers, models: list) -> tuple:
+    from eval.rubrics import list_rubrics, user_rubrics_dir
+    rubrics = [(f"{r.name} [{r.id}]", r.id) for r in list_rubrics([user_rubrics_dir(h.s.settings.data_dir)])]
+    with gr.Tab("Judge"):
+        gr.Markdown("Rate sessions with an LLM judge in the background. Running the same settings again "
+                    "continues that run and rates only what it has not. The embedded 135M model is for trying "
+                    "the pipeline, not for clinical conclusions: measure any judge against human raters under "
+                    "Agreement.")
+        with gr.Row():
+            rubric = gr.Dropdown(rubrics, value=rubrics[0][1] if rubrics else None, label="Rubric")
+            judge = gr.Dropdown(models, value="default", label="Judge model")
+            selection = gr.Textbox("all", label="Sessions (all, study:NAME or ids)")
+        with gr.Row():
+            concurrency = gr.Number(1, precision=0, minimum=1, maximum=8, label="Concurrency")
+            reasoning = gr.Checkbox(False, label="Let the judge see the therapist's reasoning")
+            new_run = gr.Checkbox(False, label="Start a new run (do not continue)")
+            launch = gr.Button("Launch judge job", variant="primary")
+        runs = gr.Dataframe(headers=RUN_HEADERS, interactive=False, wrap=True, label="Judge runs")
+    with gr.Tab("Agreement"):
+        gr.Markdown("How well judges agree with human raters, and humans with each other, per item and per "
+                    "total: ICC(2,1), quadratic-weighted kappa, Krippendorff's alpha, Spearman, mean bias.")
+        with gr.Row():
+            a_rubric = gr.Dropdown(rubrics, value=rubrics[0][1] if rubrics else None, label="Rubric")
+            a_study = gr.Textbox("", label="Study (empty: all)")
+            compute = gr.Button("Compute agreement", variant="primary")
+        a_line = gr.Markdown()
+        a_table = gr.Dataframe(interactive=False, wrap=True, label="Agreement")
+    compute.click(h.agreement, [a_rubric, a_study], [a_table, a_line], api_name="admin_agreement")
+    return (rubric, judge, selection, concurrency, reasoning, new_run), launch, runs
+
+
 def build_admin(services: Services, access: Access) -> gr.Timer:
     h = AdminHandlers(services, access)
     models = [(e.label, e.id) for e in services.catalog.entries()]
@@ -108,6 +196,7 @@ def build_admin(services: Services, access: Access) -> gr.Timer:
             concurrency = gr.Number(1, precision=0, minimum=1, maximum=8, label="Concurrency")
             study = gr.Textbox("smoke", label="Study name")
         launch = gr.Button("Launch simulation job", variant="primary")
+    judge_inputs, launch_judge, runs = _build_judge(h, models)
     gr.Markdown("### Jobs")
     jobs = gr.Dataframe(headers=JOB_HEADERS, interactive=False, wrap=True, label="Jobs (click one to see its log)")
     with gr.Row():
@@ -118,7 +207,8 @@ def build_admin(services: Services, access: Access) -> gr.Timer:
     timer = gr.Timer(3.0, active=False)
     launch.click(h.launch_simulation, [therapists, personas, patient, turns, repeats, concurrency, study],
                  [status, jobs], api_name="admin_simulate")
-    timer.tick(h.refresh, job_id, [jobs, log], api_name="admin_jobs", show_progress="hidden")
+    launch_judge.click(h.launch_judge, list(judge_inputs), [status, jobs, runs], api_name="admin_judge")
+    timer.tick(h.refresh, job_id, [jobs, log, runs], api_name="admin_jobs", show_progress="hidden")
     jobs.select(h.select, None, [job_id, log], api_name=False)
     cancel.click(h.cancel, job_id, [status, jobs], api_name="admin_cancel")
     return timer

@@ -8,6 +8,7 @@ import gradio as gr
 
 from services import Services
 from ui.access import Access
+from ui.review_tab import build_review
 from ui.session_tab import build_session
 from ui.admin_tab import ADMINS, build_admin
 from ui.supervise_tab import build_supervise
@@ -32,6 +33,8 @@ def build_app(services: Services, access: Access | None = None) -> gr.Blocks:
                 build_session(services, access, app)
             with gr.Tab("Watch", visible=False) as watch_tab:
                 build_watch(services, access)
+            with gr.Tab("Review", visible=False) as review_tab:
+                build_review(services, access, app)
             with gr.Tab("Supervise", visible=False) as supervise_tab:
                 supervise_timer = build_supervise(services, access)
             with gr.Tab("Admin", visible=False) as admin_tab:
@@ -42,8 +45,10 @@ def build_app(services: Services, access: Access | None = None) -> gr.Blocks:
             line = SINGLE if not services.sign_in else f"Signed in as **{who.username}** ({who.role}) · [Sign out](/logout)"
             admin = who.role in ADMINS
             return (line, gr.update(visible=who.supervises), gr.update(visible=who.supervises),
-                    gr.update(active=who.supervises), gr.update(visible=admin), gr.update(active=admin))
+                    gr.update(visible=who.supervises), gr.update(active=who.supervises), gr.update(visible=admin),
+                    gr.update(active=admin))
 
-        app.load(on_load, None, [who_line, watch_tab, supervise_tab, supervise_timer, admin_tab, admin_timer],
+        app.load(on_load, None, [who_line, watch_tab, review_tab, supervise_tab, supervise_timer, admin_tab,
+                                 admin_timer],
                  api_name=False)
     return app

@@ -1,0 +1,190 @@
+"""``python -m eval``: rubrics, LLM-judge runs, transcript import and agreement, from the shell.
+
+    rubrics                                       list every rubric (shipped and the user's own)
+    judge --rubric ID --judge MODEL --sessions all|study:NAME|ID,... [--concurrency C]
+                                                  rate sessions with a catalog model (resumable)
+    runs [--rubric ID]                            list judge runs with their ok/partial/failed counts
+    import-transcripts PATH --study S --variant V  store plain-text transcripts as sessions
+    agreement --rubric ID [--study S]             judge-human and human-human agreement
+
+Exit codes: 0 done, 1 some rubric file did not load (``rubrics``), 2 bad input (nothing stored). A subcommand is a
+``register(sub, name)`` function and a ``run(args, ctx)`` handler, listed in ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, NamedTuple
+
+from config import ConfigError, Settings, load_settings
+from store.db import Store, StoreError
+
+EXIT_ERROR = 2
+
+
+@dataclass
+class Context:
+    settings: Settings
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings.db_path)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+class Command(NamedTuple):
+    register: Callable
+    run: Callable
+
+
+def _extra_dirs(ctx: Context) -> list:
+    from eval.rubrics import user_rubrics_dir
+    return [user_rubrics_dir(ctx.settings.data_dir)]
+
+
+# --- rubrics ---------------------------------------------------------------------------------
+
+
+def _register_rubrics(sub, name: str):
+    return sub.add_parser(name, help="list rubrics: shipped ones and those in <data dir>/rubrics",
+                          description="A rubric file that does not load is listed with its problem.")
+
+
+def _run_rubrics(args, ctx: Context) -> int:
+    from eval.rubrics import scan_rubrics
+    rubrics, errors = scan_rubrics(_extra_dirs(ctx))
+    for r in rubrics:
+        print(f"{r.id:<10} v{r.version}  {len(r.items):>2} items  {r.scale_min}-{r.scale_max}  "
+              f"{r.modality:<4} {r.name}  ({r.path})")
+    for error in errors:
+        print(f"not loaded: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+# --- judge -----------------------------------------------------------------------------------
+
+
+def _register_judge(sub, name: str):
+    p = sub.add_parser(name, help="rate sessions on a rubric with an LLM judge (a judge run)",
+                       description="Every judgement is stored as it is made. Running the same command "
+                                   "again continues the latest run with the same rubric, judge, selection "
+                                   "and settings, rating only what it has not; --new-run starts afresh.")
+    p.add_argument("--rubric", required=True, help="rubric id (see `python -m eval rubrics`)")
+    p.add_argument("--judge", required=True, help="catalog model id of the judge")
+    p.add_argument("--sessions", default="all", help="all | study:NAME | id,id,... (default all: ended sessions)")
+    p.add_argument("--concurrency", type=int, default=1, help="judgements at once (helps with endpoints)")
+    p.add_argument("--include-reasoning", action="store_true", help="show the judge the therapist's reasoning")
+    p.add_argument("--max-retries", type=int, default=2, help="retries after an invalid answer (default 2)")
+    p.add_argument("--new-run", action="store_true", help="never resume; start a new run")
+    p.add_argument("--job-id", default=None, help="(set by the Admin tab's job runner)")
+    return p
+
+
+def _run_judge(args, ctx: Context) -> int:
+    from eval.rubrics import load_rubric
+    from eval.runs import JudgeRunSpec, run_judge, run_line
+    from services import build_services
+    from store.jobs import JobReporter
+    if not 1 <= args.concurrency <= 32 or not 0 <= args.max_retries <= 10:
+        raise ValueError("--concurrency must be 1-32 and --max-retries 0-10")
+    rubric = load_rubric(args.rubric, _extra_dirs(ctx))
+    spec = JudgeRunSpec(rubric.id, args.judge, args.sessions.strip(), args.concurrency,
+                        args.include_reasoning, args.max_retries, args.new_run)
+    services = build_services(ctx.settings)
+    reporter = JobReporter.from_args(args.job_id, ctx.settings.data_dir, services.store)
+    reporter.on_cancel()
+    with reporter.guard():
+        created_by = services.jobs.jobs.get(args.job_id)["created_by"] if args.job_id else "cli"
+        try:
+            run = run_judge(services, spec, rubric, created_by=created_by or "cli", job_id=args.job_id,
+                            reporter=reporter, show_progress=sys.stderr.isatty())
+        except (LookupError, ValueError) as exc:  # bad model or selection: nothing was rated
+            reporter.fail(str(exc))
+            raise
+        print(run_line(run))
+        reporter.done({"run_id": run["id"], "ok": run["n_ok"], "partial": run["n_partial"],
+                       "failed": run["n_failed"], "line": run_line(run)})
+    return 0
+
+
+def _register_runs(sub, name: str):
+    p = sub.add_parser(name, help="list judge runs")
+    p.add_argument("--rubric", help="only this rubric")
+    return p
+
+
+def _run_runs(args, ctx: Context) -> int:
+    from eval.runs import run_line
+    from store.ratings import RatingStore
+    runs = RatingStore(ctx.store).runs(args.rubric)
+    for run in runs:
+        print(run_line(run))
+    if not runs:
+        print("no judge runs yet")
+    return 0
+
+
+# --- import and agreement (their own modules hold parser and handler) ------------------------
+
+
+def _register_import(sub, name: str):
+    from eval.transcripts import add_import_parser
+    return add_import_parser(sub, name)
+
+
+def _run_import(args, ctx: Context) -> int:
+    from eval.transcripts import import_command
+    return import_command(args, ctx)
+
+
+def _register_agreement(sub, name: str):
+    from eval.agreement import add_agreement_parser
+    return add_agreement_parser(sub, name)
+
+
+def _run_agreement(args, ctx: Context) -> int:
+    from eval.agreement import agreement_command
+    return agreement_command(args, ctx)
+
+
+COMMANDS: dict[str, Command] = {
+    "rubrics": Command(_register_rubrics, _run_rubrics),
+    "judge": Command(_register_judge, _run_judge),
+    "runs": Command(_register_runs, _run_runs),
+    "import-transcripts": Command(_register_import, _run_import),
+    "agreement": Command(_register_agreement, _run_agreement),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eval", description="TheraLab evaluation: rubrics, "
+                                     "LLM judge runs, transcript import, agreement")
+    parser.add_argument("--data-dir", help="data directory (default: THERALAB_DATA_DIR, else ./data)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.register(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ctx = None
+    try:
+        ctx = Context(load_settings(["--data-dir", args.data_dir] if args.data_dir else []))
+        return COMMANDS[args.command].run(args, ctx)
+    except (ConfigError, StoreError, LookupError, ValueError) as exc:
+        # RubricError, RunError, CatalogError, transcript and agreement errors are ValueErrors.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if ctx is not None:
+            ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
