@@ -45,9 +45,14 @@ def main() -> int:
                     "SELECT n_ok, n_partial, n_failed, n_total FROM judge_runs WHERE rubric_id = ?", [rubric]).fetchone()
                 attempts = db.execute("SELECT AVG(json_extract(detail_json, '$.attempts')) FROM ratings "
                                       "WHERE rubric_id = ?", [rubric]).fetchone()[0]
+                problems = [r[0] for r in db.execute(
+                    "SELECT json_extract(detail_json, '$.problems[0]') FROM ratings WHERE rubric_id = ? "
+                    "AND status != 'ok'", [rubric]).fetchall()]
             print(f"{rubric}: {total} sessions, ok {ok} ({100 * ok / total:.0f}%), partial {partial} "
                   f"({100 * partial / total:.0f}%), failed {failed} ({100 * failed / total:.0f}%), "
                   f"{attempts:.2f} attempts per rating, {seconds / total:.1f} s per rating (incl. start-up)")
+            for problem in problems:
+                print(f"    not ok: {problem}")
     return 0
 
 

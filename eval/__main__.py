@@ -119,8 +119,9 @@ def _register_runs(sub, name: str):
 
 
 def _run_runs(args, ctx: Context) -> int:
-    from eval.runs import run_line
+    from eval.runs import run_line, settle_runs
     from store.ratings import RatingStore
+    settle_runs(ctx.store)
     runs = RatingStore(ctx.store).runs(args.rubric)
     for run in runs:
         print(run_line(run))

@@ -104,23 +104,23 @@ def run_judge(services, spec: JudgeRunSpec, rubric: Rubric, created_by: str = "c
     ratings.update_run(run["id"], n_total=len(session_ids))
     services.audit.record(created_by, "judge.run_start", run["id"], rubric=rubric.id, judge=spec.judge_model,
                           selection=spec.selection, todo=len(todo), resumed=resumed)
-    backend = services.pool.get(spec.judge_model)
-    n_ctx = getattr(getattr(backend, "host", None), "n_ctx", None) or services.settings.n_ctx
     stop = stop or threading.Event()
     done = len(session_ids) - len(todo)
     bar = tqdm(total=len(session_ids), initial=done, desc="judging", unit="session", disable=not show_progress)
+    status, pool = "done", None
+    try:  # from here on, however the work ends, the run's row says so
+        backend = services.pool.get(spec.judge_model)
+        n_ctx = getattr(getattr(backend, "host", None), "n_ctx", None) or services.settings.n_ctx
 
-    def judge_one(session_id: str) -> str:
-        if stop.is_set():
-            return "skipped"
-        result = judge_transcript(backend, rubric, judge_turns(services.sessions, session_id), n_ctx=n_ctx,
-                                  max_retries=spec.max_retries, include_reasoning=spec.include_reasoning)
-        save_judgement(ratings, run, rubric, session_id, result)
-        return result.status
+        def judge_one(session_id: str) -> str:
+            if stop.is_set():
+                return "skipped"
+            result = judge_transcript(backend, rubric, judge_turns(services.sessions, session_id), n_ctx=n_ctx,
+                                      max_retries=spec.max_retries, include_reasoning=spec.include_reasoning)
+            save_judgement(ratings, run, rubric, session_id, result)
+            return result.status
 
-    status = "done"
-    pool = ThreadPoolExecutor(max_workers=max(1, spec.concurrency))
-    try:
+        pool = ThreadPoolExecutor(max_workers=max(1, spec.concurrency))
         futures = [pool.submit(judge_one, sid) for sid in todo]
         for future in as_completed(futures):
             if future.result() != "skipped":
@@ -129,11 +129,12 @@ def run_judge(services, spec: JudgeRunSpec, rubric: Rubric, created_by: str = "c
                 _report(ratings, run["id"], reporter, done, len(session_ids))
         if stop.is_set():
             status = "cancelled"
-    except BaseException as exc:  # a crash or a cancel still leaves the run's row truthful
+    except BaseException as exc:
         stop.set()
         ratings.update_run(run["id"], status="cancelled" if _is_cancel(exc) else "failed",
                            error=None if _is_cancel(exc) else f"{type(exc).__name__}: {exc}")
-        pool.shutdown(wait=False, cancel_futures=True)  # judgements in flight finish on their own
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)  # judgements in flight finish on their own
         raise
     finally:
         bar.close()
@@ -155,6 +156,18 @@ def _report(ratings: RatingStore, run_id: str, reporter, done: int, total: int) 
 
 def _is_cancel(exc: BaseException) -> bool:
     return type(exc).__name__ in ("JobCancelled", "KeyboardInterrupt")
+
+
+def settle_runs(store) -> int:
+    """Runs still marked running whose job has ended (killed, crashed, cancelled before the run
+    could say so) get the job's outcome; returns how many were settled."""
+    rows = store.db.execute("""SELECT r.id, j.status FROM judge_runs r JOIN jobs j ON j.id = r.job_id
+                               WHERE r.status = 'running' AND j.status IN ('done', 'failed', 'cancelled')""").fetchall()
+    ratings = RatingStore(store)
+    for run_id, job_status in rows:
+        ratings.update_run(run_id, status="cancelled" if job_status == "cancelled" else "failed",
+                           error=None if job_status == "cancelled" else "the judge process ended without finishing")
+    return len(rows)
 
 
 def run_line(run: dict) -> str:

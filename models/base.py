@@ -37,6 +37,10 @@ class GenParams:
     json_schema: dict | None = None
     repeat_penalty: float = 1.1
     min_tokens: int = 0  # end-of-turn is not allowed before this many tokens (where supported)
+    # Evaluate the whole prompt from scratch instead of reusing cached state: reusing a prefix
+    # computed in other batch sizes shifts the logits slightly, which can flip a greedy choice,
+    # so a judge asks for this to give the same prompt the same answer every time.
+    fresh: bool = False
 
 
 @dataclass

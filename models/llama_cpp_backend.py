@@ -166,7 +166,10 @@ class LlamaCppBackend:
         host = self.host
         with host.lock:
             usage.prompt_tokens = len(tokens)
-            usage.cached_tokens = host.prepare(tokens, prefill)
+            usage.cached_tokens = host.prepare(tokens, prefill)  # also parks another conversation's state
+            if params.fresh:
+                host.llm.reset()
+                usage.cached_tokens = 0
             kwargs = dict(prompt=tokens, max_tokens=params.max_tokens, temperature=params.temperature,
                           top_p=params.top_p, repeat_penalty=params.repeat_penalty,
                           stop=params.stop or None, stream=True)

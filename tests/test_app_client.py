@@ -213,6 +213,14 @@ def test_admin_judge_job_rates_a_study_and_resumes_without_rerating(app):
     assert _rows(app["db"], "SELECT COUNT(*) FROM judge_runs")[0][0] == 1
     note, _, _ = client.predict("tes", "default", "study:x;rm", 1, False, False, api_name="/admin_judge")
     assert "Not launched" in note
+    note, _, _ = client.predict("ctrs", "default", "study:jobtest", 1, False, True, api_name="/admin_judge")
+    job_id = note.split("`")[1]
+    deadline = time.monotonic() + 60
+    while not _rows(app["db"], "SELECT 1 FROM judge_runs WHERE job_id=?", (job_id,)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # cancel once the run is under way
+    note, _ = client.predict(job_id, api_name="/admin_cancel")
+    assert "cancelled" in note
+    assert _rows(app["db"], "SELECT status FROM judge_runs WHERE job_id=?", (job_id,)) == [("cancelled",)]
 
 
 def test_app_contacts_nothing_but_loopback(app):

@@ -43,6 +43,7 @@ class BuildConfig:
     rejected_max_tokens: int = 160
     rubric: str = "tes"                         # judge: the rubric of the human ratings to learn
     limit: int = 0                              # use at most this many transcripts (0 = all): quick trials
+    window: int = 4                             # exchanges per example (0 = whole sessions); see sft_records
 
 
 def split_by_patient(items: list, patient_of: Callable, val_fraction: float, seed: int) -> tuple[list, list]:
@@ -65,24 +66,44 @@ def assistant_text(turn, reasoning: bool) -> str:
     return turn.content
 
 
+def _chat(t: Transcript, reasoning: bool) -> list[dict]:
+    return [{"role": "user" if turn.role == "patient" else "assistant",
+             "content": turn.content if turn.role == "patient" else assistant_text(turn, reasoning)}
+            for turn in t.turns]
+
+
 def sft_record(t: Transcript, reasoning: bool) -> dict:
-    messages = [{"role": "system", "content": therapist_system(t, reasoning)}]
-    for turn in t.turns:
-        if turn.role == "patient":
-            messages.append({"role": "user", "content": turn.content})
-        else:
-            messages.append({"role": "assistant", "content": assistant_text(turn, reasoning)})
+    messages = [{"role": "system", "content": therapist_system(t, reasoning)}] + _chat(t, reasoning)
     return {"id": t.id, "patient_id": t.patient_id, "modality": t.modality, "messages": messages}
 
 
-def orpo_records(t: Transcript, reasoning: bool, generate: Callable[[list[dict]], str]) -> list[dict]:
-    """One pair per therapist turn; ``generate(prompt messages)`` is the base model's answer."""
+def sft_records(t: Transcript, reasoning: bool, window: int = 4) -> list[dict]:
+    """The session in consecutive windows of ``window`` exchanges, each behind the system prompt.
+
+    A whole 16-turn session with reasoning runs past 2,000 tokens; cut at a small model's training
+    length, its later turns would never be learned. Windows keep every therapist turn inside the
+    length, at the price of the context before the window (the system prompt still carries the
+    session's phase and the previous summary)."""
+    if window <= 0:
+        return [sft_record(t, reasoning)]
+    system = {"role": "system", "content": therapist_system(t, reasoning)}
+    chat = _chat(t, reasoning)
+    size = 2 * window
+    return [{"id": f"{t.id}@{start // 2}", "patient_id": t.patient_id, "modality": t.modality,
+             "messages": [system] + chat[start:start + size]} for start in range(0, len(chat), size)]
+
+
+def orpo_records(t: Transcript, reasoning: bool, generate: Callable[[list[dict]], str],
+                 window: int = 4) -> list[dict]:
+    """One pair per therapist turn, its prompt the system prompt and up to ``window`` exchanges
+    (0 = the whole history); ``generate(prompt messages)`` is the base model's own answer."""
     sft = sft_record(t, reasoning)["messages"]
     pairs = []
     for i, message in enumerate(sft):
         if message["role"] != "assistant":
             continue
-        prompt = sft[:i]
+        first = 1 if window <= 0 else max(1, i - 2 * window + 1)
+        prompt = sft[:1] + sft[first:i]
         rejected = (generate(prompt) or "").strip() or "..."
         pairs.append({"id": f"{t.id}#{i}", "patient_id": t.patient_id, "modality": t.modality,
                       "prompt": prompt, "chosen": [message], "rejected": [{"role": "assistant", "content": rejected}]})
@@ -147,9 +168,9 @@ def build(config: BuildConfig, data_dir: Path, generate: Callable[[list[dict]], 
         records = []
         for i, t in enumerate(transcripts, 1):
             if config.kind == "sft":
-                records.append(sft_record(t, config.reasoning))
+                records += sft_records(t, config.reasoning, config.window)
             else:
-                records += orpo_records(t, config.reasoning, generate)
+                records += orpo_records(t, config.reasoning, generate, config.window)
             if progress:
                 progress(i, len(transcripts))
     train, validation = split_by_patient(records, lambda r: r["patient_id"], config.val_fraction, config.seed)

@@ -87,6 +87,14 @@ def test_real_model_answers_parse_in_range(real_judge):
     assert all(TES.scale_min <= v <= TES.scale_max for v in result.scores.values())
 
 
+def test_the_same_transcript_gets_the_same_judgement_whatever_was_judged_before(real_judge):
+    from eval.injection import TRANSCRIPTS, as_turns
+    first = judge_transcript(real_judge, TES, as_turns(TRANSCRIPTS[2], False), max_retries=0)
+    judge_transcript(real_judge, TES, as_turns(TRANSCRIPTS[1], False), max_retries=0)  # other state in between
+    again = judge_transcript(real_judge, TES, as_turns(TRANSCRIPTS[2], False), max_retries=0)
+    assert first.raw == again.raw and first.scores == again.scores
+
+
 def test_an_injection_in_the_transcript_stays_within_the_stated_tolerance(real_judge):
     """eval/injection.py on SmolLM2-135M: with the screen on, each of four transcripts scores within
     TOLERANCE points of itself without the injected line, and no injected rating is all-maximum."""

@@ -12,7 +12,7 @@ from store.db import BUSY_TIMEOUT_MS, Store
 from store.ids import new_id, utc_now
 from store.migrations import MIGRATIONS
 
-# Written out from store/migrations.py m001_initial, m002_supervision and m003_simulation (column -> declared type).
+# Written out from store/migrations.py m001_initial, m002_supervision, m003_simulation and m004_ratings (column -> declared type).
 EXPECTED_COLUMNS = {
     "_migrations": {"name": "TEXT", "applied_utc": "TEXT"},
     "users": {"id": "TEXT", "username": "TEXT", "password_hash": "TEXT", "role": "TEXT",
@@ -39,11 +39,12 @@ EXPECTED_COLUMNS = {
     "ratings": {"id": "TEXT", "session_id": "TEXT", "rater_id": "TEXT", "rater_kind": "TEXT",
                 "rubric_id": "TEXT", "scores_json": "TEXT", "total": "REAL", "comment": "TEXT",
                 "judge_run_id": "TEXT", "status": "TEXT", "created_utc": "TEXT",
-                "updated_utc": "TEXT"},
+                "updated_utc": "TEXT", "rubric_version": "INTEGER", "totals_json": "TEXT", "detail_json": "TEXT"},
     "judge_runs": {"id": "TEXT", "rubric_id": "TEXT", "judge_model": "TEXT", "selection": "TEXT",
                    "status": "TEXT", "n_ok": "INTEGER", "n_partial": "INTEGER",
                    "n_failed": "INTEGER", "config_json": "TEXT", "created_utc": "TEXT",
-                   "finished_utc": "TEXT"},
+                   "finished_utc": "TEXT", "job_id": "TEXT", "created_by": "TEXT", "error": "TEXT",
+                   "started_utc": "TEXT", "n_total": "INTEGER"},
     "jobs": {"id": "TEXT", "kind": "TEXT", "status": "TEXT", "pid": "INTEGER", "config_json": "TEXT",
              "progress_json": "TEXT", "log_path": "TEXT", "error": "TEXT", "created_by": "TEXT",
              "created_utc": "TEXT", "started_utc": "TEXT", "finished_utc": "TEXT"},

@@ -50,6 +50,9 @@ def app(tmp_path_factory):
         subprocess.run([sys.executable, "-m", "store", "--data-dir", str(data), "users", "add", name, "--role", role],
                        cwd=ROOT, check=True, capture_output=True, env={**os.environ, "THERALAB_PASSWORD": PASSWORD})
     ids = seed(data)
+    own = (ROOT / "eval" / "rubrics" / "tes.yaml").read_text().replace("id: tes", "id: my-tes", 1)
+    (data / "rubrics").mkdir()
+    (data / "rubrics" / "my-tes.yaml").write_text(own.replace("name: Therapist Empathy Scale (TES)", "name: My TES", 1))
     running = RunningApp(data)
     running.ids = ids
     running.client(auth=("rater1", PASSWORD))
@@ -129,3 +132,38 @@ def test_patients_are_refused_and_audited(app):
             pat.predict(*args, api_name=api)
     assert app.rows("SELECT COUNT(*) FROM audit WHERE action='access.denied' AND actor='pat'")[0][0] >= 3
     assert app.rows("SELECT COUNT(*) FROM ratings WHERE rater_id='pat'")[0][0] == 0
+
+
+def test_a_users_own_rubric_appears_in_the_form_and_the_cli(app):
+    client = app.client(auth=("rater1", PASSWORD))
+    _, _, rubrics = client.predict(api_name="/review_filters")
+    assert "my-tes" in [c[1] for c in rubrics["choices"]]
+    client.predict(app.ids["beta"], "my-tes", True, api_name="/review_open")
+    status, _ = client.predict(app.ids["beta"], "my-tes", "", *[6] * 9, *[None] * 31, api_name="/review_save")
+    assert "Saved" in status
+    listed = subprocess.run([sys.executable, "-m", "eval", "--data-dir", str(app.data), "rubrics"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert listed.returncode == 0 and "my-tes" in listed.stdout and "My TES" in listed.stdout
+
+
+def test_admin_sees_agreement_between_raters_and_the_judge(app):
+    store = Store(app.db)  # two more raters and a judge on the second session, written as the app would
+    ratings = RatingStore(store)
+    run = ratings.create_run("tes", "default", "study:beta", {}, "test")
+    for rater, kind, score in (("hx1", "human", 4), ("hx2", "human", 5), ("default", "judge", 6)):
+        scores = {it.id: score for it in TES.items}
+        result = TES.score(scores)
+        ratings.save(session_id=app.ids["beta"], rater_id=rater, rater_kind=kind, rubric_id="tes", rubric_version=1,
+                     scores=scores, totals=result["totals"], total=result["total"], status="ok",
+                     judge_run_id=run["id"] if kind == "judge" else None)
+    store.close()
+    admin = app.client(auth=("rater2", PASSWORD))
+    update, line = admin.predict("tes", "", api_name="/admin_agreement")
+    table = update["value"]  # an update: the columns come with the rows
+    comparisons = {row[0] for row in table["data"]}
+    assert "human vs human" in comparisons and any(c.startswith("judge default") for c in comparisons), comparisons
+    headers = table["headers"]
+    row = next(r for r in table["data"] if r[0] == "human vs human" and r[1] == "concern")
+    assert int(row[headers.index("n")]) >= 1
+    with pytest.raises(AppError, match="may not"):
+        app.client(auth=("rater1", PASSWORD)).predict("tes", "", api_name="/admin_agreement")  # supervisors: no

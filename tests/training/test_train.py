@@ -1,0 +1,117 @@
+"""SFT and ORPO on a tiny Llama built from a config (SmolLM2's tokenizer, random weights): a few
+steps change only LoRA parameters, write the adapter, card and progress log; the CLI's recipe
+errors; and on the embedded base the exported GGUF LoRA loads in llama.cpp and changes its output."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.build import BuildConfig, build
+from training.common import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_base(embedded_hf_data_dir, tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from models.embedded import ensure_embedded_hf
+    source = ensure_embedded_hf(embedded_hf_data_dir)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    for extra in ("chat_template.jinja",):
+        if (source / extra).exists():
+            shutil.copy(source / extra, out / extra)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    data = tmp_path_factory.mktemp("train-data")
+    build(BuildConfig("sft-mini", modality="act", limit=5, window=2), data)
+    replies = iter(["You should just relax more.", "Try to think positive!"] * 200)
+    build(BuildConfig("orpo-mini", kind="orpo", modality="act", limit=3, window=1), data,
+          generate=lambda p: next(replies))
+    return data
+
+
+
+def run_method(method, tiny_base, data_dir, dataset, output):
+    import torch
+    from transformers import AutoModelForCausalLM
+    module = __import__(f"training.{method}", fromlist=["main"])
+    before = {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(tiny_base).state_dict().items()}
+    config = TrainConfig(dataset=dataset, output=output, base=str(tiny_base), max_steps=3, max_length=1024,
+                         learning_rate=5e-3, lora_r=4, lora_alpha=8, export_gguf=False)
+    card = module.main(config, data_dir)
+    folder = data_dir / "adapters" / output
+    from peft import PeftModel
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), folder / "peft")
+    lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    assert lora and any(p.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n)  # B starts at 0: it moved
+    merged_base = model.get_base_model().state_dict()
+    for name, value in before.items():  # every non-LoRA weight is exactly the base's
+        key = name if name in merged_base else name.replace(".weight", ".base_layer.weight")
+        assert torch.equal(merged_base[key], value), name
+    return card, folder
+
+
+def test_sft_trains_only_lora_and_writes_adapter_card_and_progress(tiny_base, data_dir):
+    card, folder = run_method("sft", tiny_base, data_dir, "sft-mini", "tiny-sft")
+    assert card["method"] == "sft" and card["reasoning"] == "think" and card["metrics"]["steps"] == 3
+    assert card["metrics"]["eval_loss"] < card["metrics"]["base_eval_loss"]  # lr 5e-3 on a random model
+    assert len(card["dataset_sha256"]) == 64 and card["recipe"]["lora_r"] == 4
+    log = [json.loads(line) for line in (folder / "progress.jsonl").read_text().splitlines()]
+    steps = [r for r in log if r.get("loss") is not None]
+    assert [r["step"] for r in steps] == [1, 2, 3] and all(r["eta_s"] >= 0 and r["lr"] for r in steps)
+    assert not list((data_dir / "adapters").glob(".*partial"))
+
+
+def test_orpo_trains_only_lora_on_preference_pairs(tiny_base, data_dir):
+    card, folder = run_method("orpo", tiny_base, data_dir, "orpo-mini", "tiny-orpo")
+    assert card["method"] == "orpo" and card["metrics"]["steps"] == 3 and "eval_loss" in card["metrics"]
+    assert (folder / "card.json").is_file() and (folder / "peft" / "adapter_config.json").is_file()
+
+
+def test_cli_rejects_a_recipe_with_an_unknown_key(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("dataset: x\noutput: y\nlearning_rat: 1\n")
+    out = subprocess.run([sys.executable, "-m", "training", "--data-dir", str(tmp_path), "sft", "--config", str(recipe)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "learning_rat" in out.stderr and not (tmp_path / "adapters").exists()
+    help_text = subprocess.run([sys.executable, "-m", "training", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert help_text.returncode == 0 and all(c in help_text.stdout for c in ("build", "sft", "orpo"))
+
+
+def test_sft_on_the_embedded_base_exports_a_gguf_lora_that_changes_llama_cpp_output(embedded_hf_data_dir, tmp_path):
+    from models.base import GenParams
+    from models.embedded import embedded_gguf_path
+    from models.llama_cpp_backend import LlamaCppBackend
+    data = tmp_path / "data"
+    (data / "models").mkdir(parents=True)
+    os.symlink(embedded_hf_data_dir / "models" / "smollm2-135m-instruct", data / "models" / "smollm2-135m-instruct")
+    build(BuildConfig("one", modality="act", limit=2, val_fraction=0.5, window=1, reasoning=False), data)
+    card = __import__("training.sft", fromlist=["main"]).main(
+        TrainConfig(dataset="one", output="emb-sft", max_steps=2, max_length=512, learning_rate=2e-2,
+                    eval_at_end=False), data)
+    gguf = data / "adapters" / "emb-sft" / "adapter.gguf"
+    assert card["gguf"] == "adapter.gguf" and gguf.is_file()
+    prompt = [{"role": "user", "content": "I keep worrying about my exams."}]
+    params = GenParams(max_tokens=24, temperature=0.0, fresh=True)
+    plain = LlamaCppBackend("plain", embedded_gguf_path()).stream(prompt, params).text()
+    tuned = LlamaCppBackend("tuned", embedded_gguf_path(), lora_path=gguf).stream(prompt, params).text()
+    assert tuned != plain

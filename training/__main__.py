@@ -1,0 +1,97 @@
+"""``python -m training``: build datasets and train LoRA adapters from the shell.
+
+    build --config RECIPE [key=value ...]    SFT sets, ORPO pairs or judge-SFT examples
+    sft   --config RECIPE [key=value ...]    supervised fine-tuning of a LoRA adapter
+    orpo  --config RECIPE [key=value ...]    ORPO preference tuning of a LoRA adapter
+
+A recipe is a YAML file (``training/recipes/``) whose keys are the method's config fields; an
+unknown key is an error. ``key=value`` pairs after the recipe override it (``max_steps=3``).
+Exit codes: 0 done, 2 bad input (nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from config import ConfigError, load_settings
+from training.recipes import RecipeError, load_recipe
+
+EXIT_ERROR = 2
+
+
+def _add(sub, name: str, help_text: str):
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--config", help="recipe YAML (a path, or a file name in training/recipes/)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe values to override")
+    p.add_argument("--job-id", default=None, help="(set by the Admin tab's job runner)")
+    return p
+
+
+def _run_build(args, data_dir: Path) -> int:
+    from training.build import BuildConfig, build
+    config = load_recipe(BuildConfig, args.config, args.overrides)
+    generate, store = None, None
+    if config.kind == "orpo":
+        from models.base import GenParams
+        from models.catalog import Catalog
+        from models.pool import ModelPool
+        settings = load_settings(["--data-dir", str(data_dir)])
+        backend = ModelPool(settings, Catalog(settings)).get(config.rejected_model)
+        params = GenParams(max_tokens=config.rejected_max_tokens, temperature=0.7, seed=config.seed)
+        generate = lambda messages: backend.stream(messages, params).text()  # noqa: E731
+    if config.kind == "judge":
+        from store.db import Store
+        store = Store(Path(data_dir) / "sessions.db")
+    out = build(config, data_dir, generate=generate, store=store,
+                progress=lambda i, n: print(f"\rtranscripts {i}/{n}", end="", file=sys.stderr))
+    print(file=sys.stderr)
+    print(f"dataset written to {out}")
+    return 0
+
+
+def _run_train(method: str):
+    def run(args, data_dir: Path) -> int:
+        from store.jobs import JobReporter
+        from training.common import TrainConfig
+        config = load_recipe(TrainConfig, args.config, args.overrides)
+        module = __import__(f"training.{method}", fromlist=["main"])
+        reporter = JobReporter.from_args(args.job_id, data_dir)
+        reporter.on_cancel()
+        with reporter.guard():
+            card = module.main(config, data_dir, reporter=reporter)
+            metrics = card["metrics"]
+            print(f"adapter {card['id']} written; metrics: {metrics}")
+            reporter.done({"adapter": card["id"], **metrics})
+        return 0
+    return run
+
+
+COMMANDS = {
+    "build": ("build a dataset (sft, orpo or judge) from transcripts or ratings", _run_build),
+    "sft": ("train a LoRA adapter with supervised fine-tuning", _run_train("sft")),
+    "orpo": ("train a LoRA adapter with ORPO preference tuning", _run_train("orpo")),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description="TheraLab training pipeline")
+    parser.add_argument("--data-dir", help="data directory (default: THERALAB_DATA_DIR, else ./data)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, _) in COMMANDS.items():
+        _add(sub, name, help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(["--data-dir", args.data_dir] if args.data_dir else [])
+        return COMMANDS[args.command][1](args, Path(settings.data_dir))
+    except (ConfigError, RecipeError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
