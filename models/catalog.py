@@ -144,6 +144,7 @@ class Catalog:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._entries: dict[str, CatalogEntry] = {}
+        self._added: dict[str, CatalogEntry] = {}  # run-time registrations survive a reload
         self.errors: list[str] = []
         self.reload()
 
@@ -154,6 +155,7 @@ class Catalog:
         file. A bad adapter card, or an adapter whose id is already taken, is reported in
         ``errors`` and skipped, so one broken training run cannot stop the app from starting.
         """
+        self._seen = self._adapter_dirs_state()
         errors: list[str] = []
         by_id: dict[str, CatalogEntry] = {}
         for entry in _builtin(self.settings) + _from_config(self.settings):
@@ -166,14 +168,34 @@ class Catalog:
                               f"{entry.source}): the {entry.source} adapter {entry.adapter} is skipped")
                 continue
             by_id[entry.id] = entry
-        self._entries = by_id
+        self._entries = {**by_id, **self._added}
         self.errors = errors
 
+    def _adapter_dirs_state(self) -> tuple:
+        """The adapter folders' modification times: a finished training run renames its adapter
+        into place, which changes its folder's time."""
+        roots = (SHIPPED_ADAPTERS, self.settings.data_dir / "adapters")
+        return tuple(root.stat().st_mtime_ns if root.is_dir() else None for root in roots)
+
+    def refresh(self) -> bool:
+        """Reload if an adapter was added, replaced or removed since the last load; True if so."""
+        if self._adapter_dirs_state() == self._seen:
+            return False
+        try:
+            self.reload()
+        except CatalogError as exc:  # a config problem found later must not break the running app
+            self.errors.append(str(exc))
+            return False
+        return True
+
     def entries(self, modality: str | None = None) -> list[CatalogEntry]:
+        self.refresh()
         return [e for e in self._entries.values()
                 if modality is None or e.modality in ("any", modality)]
 
     def get(self, model_id: str) -> CatalogEntry:
+        if model_id not in self._entries:
+            self.refresh()
         try:
             return self._entries[model_id]
         except KeyError:
@@ -181,4 +203,4 @@ class Catalog:
 
     def add(self, entry: CatalogEntry) -> None:
         """Register an entry at run time (tests, the admin tab)."""
-        self._entries[entry.id] = _check(entry, "catalog.add")
+        self._entries[entry.id] = self._added[entry.id] = _check(entry, "catalog.add")

@@ -3,6 +3,7 @@
     build --config RECIPE [key=value ...]    SFT sets, ORPO pairs or judge-SFT examples
     sft   --config RECIPE [key=value ...]    supervised fine-tuning of a LoRA adapter
     orpo  --config RECIPE [key=value ...]    ORPO preference tuning of a LoRA adapter
+    judge-sft --config RECIPE [key=value ...] fine-tune a judge on the store's human ratings
 
 A recipe is a YAML file (``training/recipes/``) whose keys are the method's config fields; an
 unknown key is an error. ``key=value`` pairs after the recipe override it (``max_steps=3``).
@@ -28,7 +29,7 @@ def _add(sub, name: str, help_text: str):
     return p
 
 
-def _run_build(args, data_dir: Path) -> int:
+def _run_build(args, data_dir: Path, reporter) -> int:
     from training.build import BuildConfig, build
     config = load_recipe(BuildConfig, args.config, args.overrides)
     generate, store = None, None
@@ -43,26 +44,25 @@ def _run_build(args, data_dir: Path) -> int:
     if config.kind == "judge":
         from store.db import Store
         store = Store(Path(data_dir) / "sessions.db")
-    out = build(config, data_dir, generate=generate, store=store,
-                progress=lambda i, n: print(f"\rtranscripts {i}/{n}", end="", file=sys.stderr))
+    def progress(i: int, n: int) -> None:
+        print(f"\rtranscripts {i}/{n}", end="", file=sys.stderr)
+        reporter.progress(i, n)
+    out = build(config, data_dir, generate=generate, store=store, progress=progress)
     print(file=sys.stderr)
     print(f"dataset written to {out}")
+    reporter.done({"dataset": config.name, "path": str(out)})
     return 0
 
 
 def _run_train(method: str):
-    def run(args, data_dir: Path) -> int:
-        from store.jobs import JobReporter
+    def run(args, data_dir: Path, reporter) -> int:
         from training.common import TrainConfig
-        config = load_recipe(TrainConfig, args.config, args.overrides)
-        module = __import__(f"training.{method}", fromlist=["main"])
-        reporter = JobReporter.from_args(args.job_id, data_dir)
-        reporter.on_cancel()
-        with reporter.guard():
-            card = module.main(config, data_dir, reporter=reporter)
-            metrics = card["metrics"]
-            print(f"adapter {card['id']} written; metrics: {metrics}")
-            reporter.done({"adapter": card["id"], **metrics})
+        module = __import__(f"training.{method.replace('-', '_')}", fromlist=["main"])
+        config = load_recipe(getattr(module, "JudgeTrainConfig", TrainConfig), args.config, args.overrides)
+        card = module.main(config, data_dir, reporter=reporter)
+        metrics = card["metrics"]
+        print(f"adapter {card['id']} written; metrics: {metrics}")
+        reporter.done({"adapter": card["id"], **metrics})
         return 0
     return run
 
@@ -71,6 +71,7 @@ COMMANDS = {
     "build": ("build a dataset (sft, orpo or judge) from transcripts or ratings", _run_build),
     "sft": ("train a LoRA adapter with supervised fine-tuning", _run_train("sft")),
     "orpo": ("train a LoRA adapter with ORPO preference tuning", _run_train("orpo")),
+    "judge-sft": ("fine-tune a judge adapter on human ratings in the store", _run_train("judge-sft")),
 }
 
 
@@ -85,9 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from store.jobs import JobReporter
     try:
         settings = load_settings(["--data-dir", args.data_dir] if args.data_dir else [])
-        return COMMANDS[args.command][1](args, Path(settings.data_dir))
+        data_dir = Path(settings.data_dir)
+        reporter = JobReporter.from_args(args.job_id, data_dir)
+        reporter.on_cancel()
+        with reporter.guard():  # a job's row always ends done, failed (with the error) or cancelled
+            try:
+                return COMMANDS[args.command][1](args, data_dir, reporter)
+            except (RecipeError, FileNotFoundError, ValueError) as exc:
+                reporter.fail(str(exc))
+                raise
     except (ConfigError, RecipeError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -185,8 +185,10 @@ def _build_judge(h: AdminHandlers, models: list) -> tuple:
 
 
 def build_admin(services: Services, access: Access) -> gr.Timer:
+    from ui.train_tab import build_train
     h = AdminHandlers(services, access)
     models = [(e.label, e.id) for e in services.catalog.entries()]
+    timer = gr.Timer(3.0, active=False)
     with gr.Tab("Simulate"):
         gr.Markdown("Run simulated sessions in the background: every persona meets every therapist "
                     "variant (a paired design); a re-run skips what is done.")
@@ -201,6 +203,7 @@ def build_admin(services: Services, access: Access) -> gr.Timer:
             study = gr.Textbox("smoke", label="Study name")
         launch = gr.Button("Launch simulation job", variant="primary")
     judge_inputs, launch_judge, runs = _build_judge(h, models)
+    build_train(services, access, timer)
     gr.Markdown("### Jobs")
     jobs = gr.Dataframe(headers=JOB_HEADERS, interactive=False, wrap=True, label="Jobs (click one to see its log)")
     with gr.Row():
@@ -208,7 +211,6 @@ def build_admin(services: Services, access: Access) -> gr.Timer:
         cancel = gr.Button("Cancel job", variant="stop", scale=1)
     log = gr.Textbox(label="Log (last lines)", lines=8, interactive=False)
     status = gr.Markdown()
-    timer = gr.Timer(3.0, active=False)
     launch.click(h.launch_simulation, [therapists, personas, patient, turns, repeats, concurrency, study],
                  [status, jobs], api_name="admin_simulate")
     launch_judge.click(h.launch_judge, list(judge_inputs), [status, jobs, runs], api_name="admin_judge")

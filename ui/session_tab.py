@@ -239,6 +239,7 @@ def build_session(services: Services, access: Access, app: gr.Blocks) -> None:
     started = [session_id, chat, turn_ids, status]
     streamed = [chat, turn_ids, status, message]
     modality.change(h.on_modality, modality, model, api_name=False)
+    app.load(h.on_modality, modality, model, api_name="session_models")  # adapters trained since the app started
     new.click(h.start, [modality, model, show], started, api_name="start_session")
     following.click(h.start_next, [session_id, modality, model, show], started, api_name="next_session")
     send_inputs = [session_id, message, show, modality, model]

@@ -111,7 +111,8 @@ def test_a_crash_mid_run_keeps_what_was_rated_and_the_next_run_finishes(svc):
         run_judge(svc, JudgeRunSpec("tes", "judge", "all"), TES)
     ratings = RatingStore(svc.store)
     broken = ratings.runs()[0]
-    assert broken["status"] == "failed" and "fell over" in broken["error"] and broken["n_ok"] == 1
+    # the session after the crash may already be under way in the worker when the run stops
+    assert broken["status"] == "failed" and "fell over" in broken["error"] and 1 <= broken["n_ok"] <= 2
     run = run_judge(svc, JudgeRunSpec("tes", "judge", "all"), TES)
     assert run["id"] == broken["id"] and run["status"] == "done" and run["n_ok"] == 3
     assert sorted(r["session_id"] for r in ratings.list(judge_run_id=run["id"])) == sorted(ids)

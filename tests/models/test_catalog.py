@@ -250,3 +250,19 @@ def test_cli_bad_catalog_entry_exits_2(tmp_path):
     proc = run_cli("list", "--config", str(cfg), tmp_path=tmp_path)
     assert proc.returncode == 2
     assert "remote" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_adapter_trained_while_the_app_runs_appears_without_a_restart(tmp_path):
+    data = tmp_path / "data"
+    catalog = Catalog(settings_with(tmp_path))
+    catalog.add(CatalogEntry("runtime", "Runtime", "fake", source="test"))
+    assert "late" not in [e.id for e in catalog.entries()]
+    staging = data / "staging" / "late"
+    staging.mkdir(parents=True)
+    (staging / "card.json").write_text(json.dumps({"id": "late", "modality": "act"}), encoding="utf-8")
+    (staging / "adapter.gguf").write_bytes(b"GGUF")
+    (data / "adapters").mkdir(exist_ok=True)
+    staging.rename(data / "adapters" / "late")  # how a training run puts its adapter in place
+    assert "late" in [e.id for e in catalog.entries("act")] and catalog.get("late").source == "trained"
+    assert catalog.get("runtime").backend == "fake"  # run-time registrations survive the reload
+    assert catalog.refresh() is False  # nothing changed since

@@ -115,3 +115,31 @@ def test_sft_on_the_embedded_base_exports_a_gguf_lora_that_changes_llama_cpp_out
     plain = LlamaCppBackend("plain", embedded_gguf_path()).stream(prompt, params).text()
     tuned = LlamaCppBackend("tuned", embedded_gguf_path(), lora_path=gguf).stream(prompt, params).text()
     assert tuned != plain
+
+
+def test_judge_sft_learns_from_human_ratings_and_registers_a_judge(tiny_base, tmp_path):
+    from eval.rubrics import load_rubric
+    from models.catalog import Catalog
+    from config import load_settings
+    from store.db import Store
+    from store.ratings import RatingStore
+    from store.sessions import SessionStore, TurnRecord
+    from training.judge_sft import JudgeTrainConfig, main
+    tes = load_rubric("tes")
+    store = Store(tmp_path / "sessions.db")
+    sessions, ratings = SessionStore(store), RatingStore(store)
+    for i in range(4):
+        sid = sessions.create(modality="act", therapist_model="default", reasoning=False)["id"]
+        sessions.add_turn(sid, TurnRecord("patient", f"Work is too much ({i})."))
+        sessions.add_turn(sid, TurnRecord("therapist", "What matters to you in that work?"))
+        scores = {it.id: 1 + i for it in tes.items}
+        result = tes.score(scores)
+        ratings.save(session_id=sid, rater_id="dr", rater_kind="human", rubric_id="tes", rubric_version=1,
+                     scores=scores, totals=result["totals"], total=result["total"], status="ok")
+    store.close()
+    card = main(JudgeTrainConfig(dataset="judge-tes", output="judge-tes", base=str(tiny_base), max_steps=2,
+                                 learning_rate=5e-3, lora_r=4, lora_alpha=8, export_gguf=False), tmp_path)
+    assert card["method"] == "judge-sft" and card["recipe"]["rubric"] == "tes" and card["modality"] == "any"
+    assert card["metrics"]["n_train"] + card["metrics"]["n_validation"] == 4
+    entry = Catalog(load_settings(["--data-dir", str(tmp_path)], env={})).get("judge-tes")
+    assert entry.backend == "hf" and entry.label.startswith("Judge (tes")
