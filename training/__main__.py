@@ -1,9 +1,11 @@
 """``python -m training``: build datasets and train LoRA adapters from the shell.
 
+    datagen --config RECIPE [key=value ...]  a teacher model writes new sessions (resumable)
     build --config RECIPE [key=value ...]    SFT sets, ORPO pairs or judge-SFT examples
     sft   --config RECIPE [key=value ...]    supervised fine-tuning of a LoRA adapter
     orpo  --config RECIPE [key=value ...]    ORPO preference tuning of a LoRA adapter
     judge-sft --config RECIPE [key=value ...] fine-tune a judge on the store's human ratings
+    export ADAPTER                           (re)write an adapter's GGUF LoRA for llama.cpp
 
 A recipe is a YAML file (``training/recipes/``) whose keys are the method's config fields; an
 unknown key is an error. ``key=value`` pairs after the recipe override it (``max_steps=3``).
@@ -23,8 +25,12 @@ EXIT_ERROR = 2
 
 def _add(sub, name: str, help_text: str):
     p = sub.add_parser(name, help=help_text)
-    p.add_argument("--config", help="recipe YAML (a path, or a file name in training/recipes/)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe values to override")
+    if name == "export":
+        p.add_argument("adapter", help="adapter id under <data dir>/adapters/, or a PEFT adapter folder")
+        p.add_argument("--outtype", choices=("f32", "f16"), default="f32", help="GGUF tensor type")
+    else:
+        p.add_argument("--config", help="recipe YAML (a path, or a file name in training/recipes/)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe values to override")
     p.add_argument("--job-id", default=None, help="(set by the Admin tab's job runner)")
     return p
 
@@ -54,6 +60,54 @@ def _run_build(args, data_dir: Path, reporter) -> int:
     return 0
 
 
+def _asker(data_dir: Path, model_id: str, max_tokens: int, seed: int):
+    from models.base import GenParams
+    from models.catalog import Catalog
+    from models.pool import ModelPool
+    settings = load_settings(["--data-dir", str(data_dir)])
+    backend = ModelPool(settings, Catalog(settings)).get(model_id)
+    params = GenParams(max_tokens=max_tokens, temperature=0.8, seed=seed)
+    return lambda messages: backend.stream(messages, params).text()
+
+
+def _run_datagen(args, data_dir: Path, reporter) -> int:
+    from training.datagen import DatagenConfig, generate
+    config = load_recipe(DatagenConfig, args.config, args.overrides)
+    teacher = _asker(data_dir, config.teacher, config.max_tokens, config.seed)
+    reviewer = _asker(data_dir, config.reviewer, 60, config.seed) if config.reviewer else None
+
+    def progress(i: int, n: int) -> None:
+        print(f"\rsessions {i}/{n}", end="", file=sys.stderr)
+        reporter.progress(i, n)
+    result = generate(config, data_dir, teacher, reviewer, progress)
+    print(file=sys.stderr)
+    print(f"{result['written']} written, {result['skipped']} already there, {result['revisions']} revisions: "
+          f"{result['path']}")
+    reporter.done(result)
+    return 0
+
+
+def _run_export(args, data_dir: Path, reporter) -> int:
+    """Convert ``<data dir>/adapters/ADAPTER/peft`` (or a PEFT folder) to adapter.gguf; update the card."""
+    import json
+    from models.convert import peft_lora_to_gguf
+    from models.embedded import embedded_gguf_path
+    folder = Path(data_dir) / "adapters" / args.adapter
+    folder = folder if folder.is_dir() else Path(args.adapter).expanduser()
+    peft_dir = folder / "peft" if (folder / "peft").is_dir() else folder
+    if not (peft_dir / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{args.adapter}: no PEFT adapter (adapter_config.json) there")
+    out = peft_lora_to_gguf(peft_dir, folder / "adapter.gguf", base_gguf=embedded_gguf_path(), outtype=args.outtype)
+    card_path = folder / "card.json"
+    if card_path.is_file():
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["gguf"] = out.name
+        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    print(f"wrote {out}")
+    reporter.done({"gguf": str(out)})
+    return 0
+
+
 def _run_train(method: str):
     def run(args, data_dir: Path, reporter) -> int:
         from training.common import TrainConfig
@@ -68,10 +122,12 @@ def _run_train(method: str):
 
 
 COMMANDS = {
+    "datagen": ("a teacher model writes synthetic sessions from sampled personas", _run_datagen),
     "build": ("build a dataset (sft, orpo or judge) from transcripts or ratings", _run_build),
     "sft": ("train a LoRA adapter with supervised fine-tuning", _run_train("sft")),
     "orpo": ("train a LoRA adapter with ORPO preference tuning", _run_train("orpo")),
     "judge-sft": ("fine-tune a judge adapter on human ratings in the store", _run_train("judge-sft")),
+    "export": ("write an adapter's GGUF LoRA (over the embedded quantized base)", _run_export),
 }
 
 
