@@ -55,6 +55,9 @@ def build_services(settings: Settings) -> Services:
     personas.ensure_library()
     jobs = JobRunner(store, settings.data_dir, audit)
     jobs.jobs.reconcile()  # a job whose process died while the app was down shows as failed
+    from eval.runs import settle_runs
+    jobs.on_ended.append(lambda job_id: settle_runs(store))  # a judge run its job left "running"
+    settle_runs(store)
     return Services(settings, store, audit, sessions, flags, catalog, pool, engine, users, drafts,
                     NoteStore(store), personas, jobs, sign_in=users.count() > 0)
 

@@ -12,34 +12,10 @@ Exit codes: 0 done, 1 some rubric file did not load (``rubrics``), 2 bad input (
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Callable, NamedTuple
 
-from config import ConfigError, Settings, load_settings
-from store.db import Store, StoreError
-
-EXIT_ERROR = 2
-
-
-@dataclass
-class Context:
-    settings: Settings
-
-    @cached_property
-    def store(self) -> Store:
-        return Store(self.settings.db_path)
-
-    def close(self) -> None:
-        if "store" in self.__dict__:
-            self.store.close()
-
-
-class Command(NamedTuple):
-    register: Callable
-    run: Callable
+from store import cli
+from store.cli import Command, Context
 
 
 def _extra_dirs(ctx: Context) -> list:
@@ -162,29 +138,14 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m eval", description="TheraLab evaluation: rubrics, "
-                                     "LLM judge runs, transcript import, agreement")
-    parser.add_argument("--data-dir", help="data directory (default: THERALAB_DATA_DIR, else ./data)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, command in COMMANDS.items():
-        command.register(sub, name)
-    return parser
+def build_parser():
+    return cli.build_parser("python -m eval", "TheraLab evaluation: rubrics, LLM judge runs, transcript import, "
+                            "agreement", COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    ctx = None
-    try:
-        ctx = Context(load_settings(["--data-dir", args.data_dir] if args.data_dir else []))
-        return COMMANDS[args.command].run(args, ctx)
-    except (ConfigError, StoreError, LookupError, ValueError) as exc:
-        # RubricError, RunError, CatalogError, transcript and agreement errors are ValueErrors.
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    finally:
-        if ctx is not None:
-            ctx.close()
+    # RubricError, RunError, CatalogError, transcript and agreement errors are ValueErrors.
+    return cli.run_main(build_parser(), COMMANDS, argv, (LookupError, ValueError))
 
 
 if __name__ == "__main__":

@@ -12,39 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Callable, NamedTuple
 
-from config import ConfigError, Settings, load_settings
 from patient_sim.batch import add_simulate_parser, simulate_command
 from patient_sim.importer import import_profiles
 from patient_sim.personas import Persona, PersonaError, load_library, persona_store
 from patient_sim.sampler import sample_personas
-from store.db import Store, StoreError
+from store import cli
+from store.cli import Command, Context
 from store.personas import PersonaStoreError
-
-EXIT_ERROR = 2
-
-
-@dataclass
-class Context:
-    """What a handler may need; the store is opened only by handlers that touch it."""
-
-    settings: Settings
-
-    @cached_property
-    def store(self) -> Store:
-        return Store(self.settings.db_path)
-
-    def close(self) -> None:
-        if "store" in self.__dict__:
-            self.store.close()
-
-
-class Command(NamedTuple):
-    register: Callable[[argparse._SubParsersAction, str], argparse.ArgumentParser]
-    run: Callable[[argparse.Namespace, Context], int]
 
 
 # --- import-personas -------------------------------------------------------------------------
@@ -150,27 +125,12 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m patient_sim", description="TheraLab simulated patients")
-    parser.add_argument("--data-dir", help="data directory (default: THERALAB_DATA_DIR, else ./data)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, command in COMMANDS.items():
-        command.register(sub, name)
-    return parser
+def build_parser():
+    return cli.build_parser("python -m patient_sim", "TheraLab simulated patients", COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    ctx = None
-    try:
-        ctx = Context(load_settings(["--data-dir", args.data_dir] if args.data_dir else []))
-        return COMMANDS[args.command].run(args, ctx)
-    except (ConfigError, StoreError, PersonaError, PersonaStoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    finally:
-        if ctx is not None:
-            ctx.close()
+    return cli.run_main(build_parser(), COMMANDS, argv, (PersonaError, PersonaStoreError))
 
 
 if __name__ == "__main__":

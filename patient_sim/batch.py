@@ -6,6 +6,7 @@ marked ``abandoned`` and run again from the start, so nothing is duplicated or h
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -19,6 +20,12 @@ class BatchSummary:
     skipped: int = 0
     restarted: int = 0
     failed: list = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, name: str) -> None:
+        """Add one to ``ran``, ``skipped`` or ``restarted``; workers of a concurrent batch share it."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
     def line(self) -> str:
         return (f"{self.planned} planned: {self.ran} run, {self.skipped} already done, "
@@ -54,14 +61,14 @@ def run_spec(services, spec: SimSpec, summary: BatchSummary) -> None:
         finished, stale = existing(services, spec, index)
         if finished:
             previous = finished["id"]
-            summary.skipped += 1
+            summary.count("skipped")
             continue
         for row in stale:
             services.sessions.set_status(row["id"], "abandoned")
             services.audit.record(ACTOR, "simulation.restart", row["id"], key=spec.key(index))
-            summary.restarted += 1
+            summary.count("restarted")
         previous = run_session(services, spec, course_index=index, continue_from=previous)["id"]
-        summary.ran += 1
+        summary.count("ran")
 
 
 def run_batch(services, specs: list[SimSpec], concurrency: int = 1, reporter=None,
@@ -86,10 +93,15 @@ def run_batch(services, specs: list[SimSpec], concurrency: int = 1, reporter=Non
     return summary
 
 
-def resolve_personas(services, spec: str, seed: int = 0, modality: str = "act") -> list:
-    """``all`` | ``sample:N`` (reproducible by seed, stored so a re-run finds the same ids) | ids."""
+def resolve_personas(services, spec: str, seed: int = 0, modality: str | None = "act") -> list:
+    """``all`` | ``sample:N`` (reproducible by seed, stored so a re-run finds the same ids) | ids.
+
+    ``all`` is every stored persona of the modality (the library, samples and imports); ``all`` and
+    ``sample:N`` are ACT when no modality is given, ids keep their personas' own modality."""
     from patient_sim.sampler import sample_personas
     spec = (spec or "").strip()
+    ids_only = not (spec == "all" or spec.startswith("sample:"))
+    modality = modality or ("act" if not ids_only else None)
     if spec == "all":
         return services.personas.list(modality=modality) + services.personas.list(modality="any")
     if spec.startswith("sample:"):
@@ -145,7 +157,8 @@ def add_simulate_parser(sub, name: str = "simulate"):
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--study", default=None, help="a name that groups the sessions (and keys the resume)")
-    p.add_argument("--modality", choices=("act", "cbt"), default="act")
+    p.add_argument("--modality", choices=("act", "cbt"), default=None,
+                   help="session modality (default: ACT for all / sample:N, each persona's own for ids)")
     p.add_argument("--course-sessions", type=int, default=1, help="CBT: consecutive sessions per course")
     p.add_argument("--seed", type=int, default=0, help="seed for sample:N")
     p.add_argument("--job-id", default=None, help="(set by the Admin tab's job runner)")

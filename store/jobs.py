@@ -335,6 +335,9 @@ class JobRunner:
         self.audit = audit
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
+        # Called with the job id once a job's process is gone (after its row is settled), so the
+        # records a job kept (a judge run, say) can be settled too; a hook's error is not fatal.
+        self.on_ended: list[Callable[[str], None]] = []
 
     def launch(self, kind: str, argv: list[str], config: dict, created_by: str | None) -> dict:
         """Create the row and start ``python -m <argv...> --job-id ID``; the child reports progress."""
@@ -378,6 +381,14 @@ class JobRunner:
             self.jobs.settle_dead(job_id, proc.pid, _exit_detail(returncode))
         except (StoreError, JobError):
             pass  # reconcile() settles it on the next read
+        self._ended(job_id)
+
+    def _ended(self, job_id: str) -> None:
+        for hook in list(self.on_ended):
+            try:
+                hook(job_id)
+            except Exception:  # noqa: BLE001 - a hook must not take the reaper down
+                pass
 
     def cancel(self, job_id: str, actor: str | None, timeout: float = CANCEL_TIMEOUT_S) -> dict:
         """SIGTERM the job's process group, SIGKILL after ``timeout`` s; the job ends "cancelled"
@@ -397,6 +408,7 @@ class JobRunner:
             if _group_members(pid):  # stragglers that outlived the leader
                 _signal_group(pid, signal.SIGKILL)
         self.jobs.finish(job_id, "cancelled")
+        self._ended(job_id)
         self.audit.record(actor, "job.cancel", job_id, forced=forced, pid=pid)
         return self.jobs.get(job_id, reconcile=False)
 

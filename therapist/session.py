@@ -119,13 +119,22 @@ class SessionEngine(ReviewActions):
         return self.sessions.get(row["id"])
 
     def end(self, session_id: str, actor: str | None = None) -> str | None:
-        """Close a session; CBT sessions get a written summary that opens the next one."""
+        """Close a session; CBT sessions get a written summary that opens the next one.
+
+        A session that already ended (or was abandoned) keeps its status, time and summary. A draft
+        still waiting for review is withdrawn: nobody can send it once the session is over."""
         session = self.sessions.get(session_id)
         summary = session.get("summary")
         if session["modality"] == "cbt" and not summary:
             summary = self.summarize(session_id)
+        if session["status"] in ("ended", "abandoned"):  # over already: only a missing summary is added
+            if summary != session.get("summary"):
+                self.sessions.set_summary(session_id, summary)
+            return summary
+        withdrawn = self.drafts.pending(session_id) is not None
+        self.drafts.supersede(session_id)
         self.sessions.end(session_id, summary=summary)
-        self.audit.record(actor, "session.end", session_id)
+        self.audit.record(actor, "session.end", session_id, **({"draft_withdrawn": True} if withdrawn else {}))
         return summary
 
     def summarize(self, session_id: str) -> str:

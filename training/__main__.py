@@ -5,7 +5,11 @@
     sft   --config RECIPE [key=value ...]    supervised fine-tuning of a LoRA adapter
     orpo  --config RECIPE [key=value ...]    ORPO preference tuning of a LoRA adapter
     judge-sft --config RECIPE [key=value ...] fine-tune a judge on the store's human ratings
-    export ADAPTER                           (re)write an adapter's GGUF LoRA for llama.cpp
+    export ADAPTER [--merge [--quant q8_0]]  (re)write an adapter's GGUF LoRA for llama.cpp; --merge
+                                             also writes the base with the adapter merged in
+    parity ADAPTER [--prompts N]             greedy agreement of hf+PEFT and llama.cpp+GGUF LoRA
+    demo-adapters [--config RECIPE] [key=value ...]
+                                             rebuild the five shipped demo adapters (models/adapters/)
 
 A recipe is a YAML file (``training/recipes/``) whose keys are the method's config fields; an
 unknown key is an error. ``key=value`` pairs after the recipe override it (``max_steps=3``).
@@ -27,9 +31,18 @@ def _add(sub, name: str, help_text: str):
     p = sub.add_parser(name, help=help_text)
     if name == "export":
         p.add_argument("adapter", help="adapter id under <data dir>/adapters/, or a PEFT adapter folder")
-        p.add_argument("--outtype", choices=("f32", "f16"), default="f32", help="GGUF tensor type")
+        p.add_argument("--outtype", choices=("f32", "f16"), default="f32", help="GGUF LoRA tensor type")
+        p.add_argument("--merge", action="store_true", help="also write merged-<quant>.gguf: the base "
+                       "model with the adapter merged in, served without a LoRA file")
+        p.add_argument("--quant", choices=("q8_0", "f16", "f32"), default="q8_0",
+                       help="type of the merged tensors (with --merge)")
+    elif name == "parity":
+        p.add_argument("adapter", help="adapter id (<data dir>/adapters/ or models/adapters/) or folder")
+        p.add_argument("--prompts", type=int, default=20, help="validation prompts to answer (default 20)")
+        p.add_argument("--tokens", type=int, default=8, help="greedy tokens compared per prompt (default 8)")
     else:
-        p.add_argument("--config", help="recipe YAML (a path, or a file name in training/recipes/)")
+        default = "demo-adapters.yaml" if name == "demo-adapters" else None
+        p.add_argument("--config", default=default, help="recipe YAML (a path, or a file name in training/recipes/)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe values to override")
     p.add_argument("--job-id", default=None, help="(set by the Admin tab's job runner)")
     return p
@@ -87,24 +100,67 @@ def _run_datagen(args, data_dir: Path, reporter) -> int:
     return 0
 
 
+def _adapter_folder(data_dir: Path, name: str) -> Path:
+    """An adapter id under <data dir>/adapters/ or models/adapters/, or a folder path."""
+    from models.catalog import SHIPPED_ADAPTERS
+    for folder in (Path(data_dir) / "adapters" / name, SHIPPED_ADAPTERS / name, Path(name).expanduser()):
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(f"{name}: no adapter folder under <data dir>/adapters/ or models/adapters/, "
+                            f"and no such folder")
+
+
 def _run_export(args, data_dir: Path, reporter) -> int:
-    """Convert ``<data dir>/adapters/ADAPTER/peft`` (or a PEFT folder) to adapter.gguf; update the card."""
+    """Convert ``ADAPTER/peft`` (or a PEFT folder) to adapter.gguf, optionally a merged GGUF; update the card."""
     import json
     from models.convert import peft_lora_to_gguf
     from models.embedded import embedded_gguf_path
-    folder = Path(data_dir) / "adapters" / args.adapter
-    folder = folder if folder.is_dir() else Path(args.adapter).expanduser()
+    folder = _adapter_folder(data_dir, args.adapter)
     peft_dir = folder / "peft" if (folder / "peft").is_dir() else folder
     if not (peft_dir / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{args.adapter}: no PEFT adapter (adapter_config.json) there")
-    out = peft_lora_to_gguf(peft_dir, folder / "adapter.gguf", base_gguf=embedded_gguf_path(), outtype=args.outtype)
+    written = {"gguf": peft_lora_to_gguf(peft_dir, folder / "adapter.gguf", base_gguf=embedded_gguf_path(),
+                                         outtype=args.outtype)}
+    if args.merge:
+        from models.merge import merge_lora_into_gguf
+        written["merged_gguf"] = merge_lora_into_gguf(peft_dir, embedded_gguf_path(),
+                                                      folder / f"merged-{args.quant}.gguf", args.quant)
     card_path = folder / "card.json"
     if card_path.is_file():
         card = json.loads(card_path.read_text(encoding="utf-8"))
-        card["gguf"] = out.name
+        card.update({key: path.name for key, path in written.items()})
         card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
-    print(f"wrote {out}")
-    reporter.done({"gguf": str(out)})
+    for path in written.values():
+        print(f"wrote {path}")
+    reporter.done({key: str(path) for key, path in written.items()})
+    return 0
+
+
+def _run_parity(args, data_dir: Path, reporter) -> int:
+    from models.embedded import ensure_embedded_hf
+    from training.parity import adapter_prompts, measure
+    folder = _adapter_folder(data_dir, args.adapter)
+    if not (folder / "adapter.gguf").is_file() or not (folder / "peft").is_dir():
+        raise FileNotFoundError(f"{folder}: parity needs both adapter.gguf and peft/ (run export first)")
+    result = measure(folder, ensure_embedded_hf(data_dir), adapter_prompts(folder, data_dir, args.prompts),
+                     args.tokens)
+    card_path = folder / "card.json"
+    if card_path.is_file():  # kept with the adapter's other measurements
+        import json
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card.setdefault("metrics", {})["parity"] = result
+        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    print(f"{folder.name}: first token agrees on {result['first_token']:.0%}, first {result['k']} tokens on "
+          f"{result['first_k']:.0%} of {result['prompts']} prompts")
+    reporter.done(result)
+    return 0
+
+
+def _run_demo(args, data_dir: Path, reporter) -> int:
+    from training.demo import DemoConfig, main as demo_main
+    config = load_recipe(DemoConfig, args.config, args.overrides)
+    cards = demo_main(config, data_dir, reporter=reporter, log=lambda line: print(line, flush=True))
+    reporter.done({"adapters": [c["id"] for c in cards]})
     return 0
 
 
@@ -128,6 +184,8 @@ COMMANDS = {
     "orpo": ("train a LoRA adapter with ORPO preference tuning", _run_train("orpo")),
     "judge-sft": ("fine-tune a judge adapter on human ratings in the store", _run_train("judge-sft")),
     "export": ("write an adapter's GGUF LoRA (over the embedded quantized base)", _run_export),
+    "parity": ("compare greedy answers of hf+PEFT and llama.cpp+GGUF LoRA for one adapter", _run_parity),
+    "demo-adapters": ("rebuild the shipped demo adapters from the seed corpus", _run_demo),
 }
 
 

@@ -56,6 +56,8 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda
     export_gguf: bool = True            # also write adapter.gguf for the llama.cpp backend
     eval_at_end: bool = True            # validation loss of the base and of the adapter
+    max_eval_examples: int = 0          # > 0: measure validation loss on the first N rows only
+    gguf_outtype: str = "f32"           # f32 | f16: tensor type of adapter.gguf
 
 
 def resolve_device(choice: str) -> tuple[str, Any]:
@@ -115,9 +117,14 @@ def load_splits(config: TrainConfig, data_dir: Path):
     from datasets import load_dataset
     folder = dataset_dir(config, data_dir)
     files = {"train": str(folder / "train.jsonl")}
-    if (folder / "validation.jsonl").stat().st_size if (folder / "validation.jsonl").exists() else 0:
-        files["validation"] = str(folder / "validation.jsonl")
-    return load_dataset("json", data_files=files), folder
+    validation = folder / "validation.jsonl"
+    has_validation = validation.is_file() and validation.stat().st_size > 0
+    if has_validation:
+        files["validation"] = str(validation)
+    data = load_dataset("json", data_files=files)
+    if has_validation and 0 < config.max_eval_examples < len(data["validation"]):
+        data["validation"] = data["validation"].select(range(config.max_eval_examples))
+    return data, folder
 
 
 def file_sha256(path: Path) -> str:
@@ -137,14 +144,14 @@ def progress_callback(path: Path, reporter=None):
             self.started = time.monotonic()
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or state.global_step == 0 and "loss" not in logs:
+            if not logs or (state.global_step == 0 and "loss" not in logs):
                 return
             elapsed = time.monotonic() - getattr(self, "started", time.monotonic())
             total = max(state.max_steps, 1)
             eta = elapsed / max(state.global_step, 1) * (total - state.global_step)
             record = {"step": state.global_step, "total": total, "epoch": round(state.epoch or 0, 3),
                       "loss": logs.get("loss"), "eval_loss": logs.get("eval_loss"),
-                      "lr": logs.get("learning_rate"), "eta_s": round(eta, 1), "elapsed_s": round(elapsed, 1)}
+                      "lr": logs.get("learning_rate"), "num_tokens": logs.get("num_tokens"), "eta_s": round(eta, 1), "elapsed_s": round(elapsed, 1)}
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
             if reporter is not None:
@@ -172,4 +179,5 @@ def export_gguf(peft_dir: Path, out: Path, config: TrainConfig) -> Path | None:
         return None
     from models.convert import peft_lora_to_gguf
     from models.embedded import embedded_gguf_path
-    return peft_lora_to_gguf(peft_dir, out / "adapter.gguf", base_gguf=embedded_gguf_path())
+    return peft_lora_to_gguf(peft_dir, out / "adapter.gguf", base_gguf=embedded_gguf_path(),
+                             outtype=config.gguf_outtype)

@@ -10,19 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from training.common import TrainConfig
-from training.runner import run
+from training.runner import run, trl_trainer
+
+
+def _classes():
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+    return ORPOConfig, ORPOTrainer
 
 
 def make_orpo_trainer(config: TrainConfig):
-    def make(model, tokenizer, data, args, peft_config, callbacks):
-        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-        orpo_args = ORPOConfig(**args, max_length=config.max_length, beta=config.beta,
-                               max_completion_length=min(512, config.max_length // 2))
-        columns = ["prompt", "chosen", "rejected"]
-        return ORPOTrainer(model=model, args=orpo_args, train_dataset=data["train"].select_columns(columns),
-                           eval_dataset=data["validation"].select_columns(columns) if "validation" in data else None,
-                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
-    return make
+    return trl_trainer(_classes, ["prompt", "chosen", "rejected"], max_length=config.max_length, beta=config.beta,
+                       max_completion_length=min(512, config.max_length // 2))
 
 
 def main(config: TrainConfig, data_dir: Path, reporter=None) -> dict:

@@ -6,6 +6,8 @@ so a crash or a cancel never leaves a half adapter that the catalog would offer.
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -29,23 +31,46 @@ def trainer_args(config: TrainConfig, device: str, work: Path) -> dict:
                 disable_tqdm=True)
 
 
+def trl_trainer(load_classes: Callable[[], tuple], columns: list[str], **options) -> Callable:
+    """A ``make_trainer`` for ``run``: ``load_classes()`` gives TRL's (config class, trainer class),
+    imported only when training starts; ``options`` are the method's own config fields."""
+    def make(model, tokenizer, data, args, peft_config, callbacks):
+        config_cls, trainer_cls = load_classes()
+        split = {name: data[name].select_columns(columns) for name in ("train", "validation") if name in data}
+        return trainer_cls(model=model, args=config_cls(**args, **options), train_dataset=split["train"],
+                           eval_dataset=split.get("validation"), processing_class=tokenizer,
+                           peft_config=peft_config, callbacks=callbacks)
+    return make
+
+
 def _eval_loss(trainer) -> float | None:
     """Validation loss, or None when no validation example fits ``max_length`` (all were dropped)."""
     value = trainer.evaluate().get("eval_loss")
     return None if value is None else round(value, 4)
 
 
+def is_main_process() -> bool:
+    """False on the extra processes ``accelerate launch`` / torchrun start (RANK > 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def run(config: TrainConfig, data_dir: Path, method: str, make_trainer: Callable, reporter=None) -> dict:
-    """Train one adapter; return its card (with base and final validation loss in ``metrics``)."""
+    """Train one adapter; return its card (with base and final validation loss in ``metrics``).
+
+    Under ``accelerate launch`` every process trains its share; only the main one writes the
+    work folder, progress, adapter, GGUF and card, and the others wait for it before returning."""
     import torch
     torch.manual_seed(config.seed)
     data, folder = load_splits(config, data_dir)
     model, tokenizer, base_folder, device = load_base(config, data_dir)
     root = adapters_root(data_dir)
     work = root / f".{config.output}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    callbacks = [progress_callback(work / "progress.jsonl", reporter)]
+    main_process = is_main_process()
+    if main_process:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    callbacks = [progress_callback(work / "progress.jsonl", reporter if main_process else None)] \
+        if main_process else []
     trainer = make_trainer(model, tokenizer, data, trainer_args(config, device, work), lora_config(config), callbacks)
     metrics: dict = {"device": device, "n_train": len(data["train"]),
                      "n_validation": len(data["validation"]) if "validation" in data else 0}
@@ -58,6 +83,9 @@ def run(config: TrainConfig, data_dir: Path, method: str, make_trainer: Callable
                    train_seconds=round(time.monotonic() - started, 1))
     if has_eval:
         metrics["eval_loss"] = _eval_loss(trainer)
+    if not main_process:
+        trainer.accelerator.wait_for_everyone()  # until the main process has written the adapter
+        return json.loads((root / config.output / "card.json").read_text(encoding="utf-8"))
     trainer.model.save_pretrained(str(work / "peft"))
     export_gguf(work / "peft", work, config)
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
@@ -71,5 +99,5 @@ def run(config: TrainConfig, data_dir: Path, method: str, make_trainer: Callable
         shutil.rmtree(old, ignore_errors=True)
     else:
         work.rename(final)
-    import json
+    trainer.accelerator.wait_for_everyone()
     return json.loads((final / "card.json").read_text(encoding="utf-8"))

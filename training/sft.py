@@ -9,18 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from training.common import TrainConfig
-from training.runner import run
+from training.runner import run, trl_trainer
+
+
+def _classes():
+    from trl import SFTConfig, SFTTrainer
+    return SFTConfig, SFTTrainer
 
 
 def make_sft_trainer(config: TrainConfig):
-    def make(model, tokenizer, data, args, peft_config, callbacks):
-        from trl import SFTConfig, SFTTrainer
-        sft_args = SFTConfig(**args, max_length=config.max_length, assistant_only_loss=True, packing=False)
-        columns = ["messages"]
-        return SFTTrainer(model=model, args=sft_args, train_dataset=data["train"].select_columns(columns),
-                          eval_dataset=data["validation"].select_columns(columns) if "validation" in data else None,
-                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
-    return make
+    return trl_trainer(_classes, ["messages"], max_length=config.max_length, assistant_only_loss=True,
+                       packing=False)
 
 
 def main(config: TrainConfig, data_dir: Path, reporter=None) -> dict:

@@ -80,9 +80,7 @@ class AdminHandlers:
         return f"Launched judge job `{job['id']}`.", self.jobs_table(), self.runs_table()
 
     def runs_table(self) -> list[list]:
-        from eval.runs import settle_runs
         from store.ratings import RatingStore
-        settle_runs(self.s.store)
         rows = []
         for run in RatingStore(self.s.store).runs(limit=30):
             rated = run["n_ok"] + run["n_partial"] + run["n_failed"]
@@ -142,8 +140,6 @@ class AdminHandlers:
             job = self.s.jobs.cancel(job_id, who.username)
         except Exception as exc:
             return f"**Not cancelled:** {exc}", self.jobs_table()
-        from eval.runs import settle_runs
-        settle_runs(self.s.store)  # a judge run stopped before it could record that it was cancelled
         return f"Job `{job_id}` is {job['status']}.", self.jobs_table()
 
 

@@ -76,8 +76,7 @@ class ReviewHandlers:
         sid = (sid or "").strip()
         who = self.access.require(request, SUPERVISORS, "review.read", sid)
         if not sid:
-            return ("", "*Pick a session above or paste its id.*", [], self._ratings_table(None, rubric_id),
-                    *self._form(None, rubric_id, who.username))
+            return ("", "*Pick a session above or paste its id.*", [], *self._rating_views(None, rubric_id, who.username))
         try:
             session = self.s.sessions.get(sid)
         except KeyError:
@@ -87,7 +86,7 @@ class ReviewHandlers:
         header = (f"**Session** `{sid}` · {session['modality'].upper()} · model `{session['therapist_model']}` · "
                   f"study {session['study'] or '-'} / variant {session['variant'] or '-'} · {_source(session)} · "
                   f"status {session['status']} · started {(session['created_utc'] or '')[:16]} UTC")
-        return (sid, header, chat, self._ratings_table(sid, rubric_id), *self._form(sid, rubric_id, who.username))
+        return (sid, header, chat, *self._rating_views(sid, rubric_id, who.username))
 
     def select(self, rubric_id, show_reasoning, evt: gr.SelectData, request: gr.Request = None):
         row = evt.row_value or []
@@ -99,11 +98,17 @@ class ReviewHandlers:
             return []
         return render_turns(self.s.sessions.turns(sid), bool(show_reasoning))[0]
 
-    def _ratings_table(self, sid, rubric_id):
-        if not sid or not rubric_id:
+    def _rating_views(self, sid, rubric_id, rater: str) -> list:
+        """(ratings table, rubric description, comment, *radio updates): rubric and ratings read once."""
+        rubric = self._rubric(rubric_id) if rubric_id else None
+        ratings = self.ratings.for_session(sid, rubric.id) if sid and rubric else []
+        return [self._ratings_table(sid, rubric, ratings), *self._form(sid, rubric, ratings, rater)]
+
+    @staticmethod
+    def _ratings_table(sid, rubric: Rubric | None, ratings: list[dict]):
+        if not sid or rubric is None:
             return gr.update(value=[], headers=["Item"])
-        rubric = self._rubric(rubric_id)
-        headers, rows = side_by_side(self.ratings.for_session(sid, rubric.id), rubric)
+        headers, rows = side_by_side(ratings, rubric)
         if len(headers) == 1:
             return gr.update(value=[[row[0], "-"] for row in rows], headers=["Item", "No ratings yet"])
         return gr.update(value=[[str(x) for x in row] for row in rows], headers=headers)
@@ -111,15 +116,14 @@ class ReviewHandlers:
     # ----- the form --------------------------------------------------------------------------
     def form(self, sid, rubric_id, request: gr.Request = None):
         who = self.access.require(request, SUPERVISORS, "review.form", sid)
-        return (self._ratings_table(sid, rubric_id), *self._form(sid, rubric_id, who.username))
+        return tuple(self._rating_views(sid, rubric_id, who.username))
 
-    def _form(self, sid, rubric_id, rater: str) -> list:
+    @staticmethod
+    def _form(sid, rubric: Rubric | None, ratings: list[dict], rater: str) -> list:
         """(rubric description, comment, *one update per radio group)."""
-        if not rubric_id:
+        if rubric is None:
             return ["*Choose a rubric to rate this session.*", "", *[gr.update(visible=False, value=None)] * MAX_FORM_ITEMS]
-        rubric = self._rubric(rubric_id)
-        own = next((r for r in self.ratings.for_session(sid, rubric.id)
-                    if r["rater_kind"] == "human" and r["rater_id"] == rater), None) if sid else None
+        own = next((r for r in ratings if r["rater_kind"] == "human" and r["rater_id"] == rater), None) if sid else None
         fields = rubric.form_fields()
         if len(fields) > MAX_FORM_ITEMS:
             raise gr.Error(f"{rubric.id} has {len(fields)} items; this form holds {MAX_FORM_ITEMS}.")
@@ -158,7 +162,7 @@ class ReviewHandlers:
                             total=rating["total"])
         total = rating["total"]
         return (f"Saved your {rubric.id} rating (total {total:g})." if total is not None else "Saved.",
-                self._ratings_table(sid, rubric.id))
+                self._ratings_table(sid, rubric, self.ratings.for_session(sid, rubric.id)))
 
 
 def build_review(services: Services, access: Access, app: gr.Blocks) -> None:

@@ -120,6 +120,8 @@ class SuperviseHandlers:
     def end(self, sid, request: gr.Request = None):
         who = self._who(request, "session.end", sid)
         def run():
+            if self.s.sessions.get(sid)["status"] in ("ended", "abandoned"):
+                return "This session is already over."
             self.engine.end(sid, actor=who.username)
             return "Session ended."
         return self._act(sid, "end", run)
@@ -161,9 +163,11 @@ class SuperviseHandlers:
         def run():
             if not flag_id:
                 return "No open flag selected."
-            self.s.flags.resolve(flag_id, who.username, note)
-            self.s.audit.record(who.username, "flag.resolve", sid, flag=flag_id)
-            return "Flag resolved. (A held session stays on hold until you release it.)"
+            flag = self.s.flags.resolve(flag_id, who.username, note)
+            self.s.audit.record(who.username, "flag.resolve", sid, flag=flag_id, also=flag["also_resolved"])
+            also = f" Also closed {len(flag['also_resolved'])} linked flag(s) in other sessions of this " \
+                   f"patient." if flag["also_resolved"] else ""
+            return f"Flag resolved.{also} (A held session stays on hold until you release it.)"
         return self._act(sid, "resolve", run)
 
     def note(self, sid, text, request: gr.Request = None):

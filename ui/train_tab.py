@@ -6,6 +6,8 @@ the same recipe rules (unknown keys and bad values refused) before any job start
 """
 from __future__ import annotations
 
+import json
+
 import re
 
 import gradio as gr
@@ -66,7 +68,7 @@ class TrainHandlers:
                      f"learning_rate={float(lr)}", f"lora_r={int(lora_r)}", f"lora_alpha={int(lora_alpha)}",
                      f"lora_targets={targets.replace(' ', '')}", f"max_length={int(max_length)}"]
         if label:
-            overrides.append(f"label={label!r}" if ":" in label or "#" in label else f"label={label}")
+            overrides.append("label=" + json.dumps(label))  # a JSON string is a YAML string, whatever it holds
         argv = ["training", "--data-dir", str(self.s.settings.data_dir), method]
         return self._launch(method, argv, TrainConfig, overrides, who)
 

@@ -326,3 +326,39 @@ def test_base_gguf_decides_architecture_permutation_and_shapes(tmp_path):
     (adapter / "config.json").unlink()  # no base config anywhere: Q/K can't be permuted safely
     with pytest.raises(ValueError, match="head counts"):
         peft_lora_to_gguf(adapter, tmp_path / "bad.gguf")
+
+
+# ----- merged full GGUF (python -m training export --merge) ----------------------------------------
+
+@pytest.mark.parametrize("quant", ["f16", "q8_0"])
+def test_merged_gguf_answers_like_base_plus_lora(peft_dir, lora_gguf, tmp_path, quant):
+    """The adapter merged into the base GGUF gives llama.cpp's greedy answer with the LoRA file."""
+    import gguf
+
+    from models.llama_cpp_backend import LlamaCppBackend
+    from models.merge import merge_lora_into_gguf
+
+    merged = merge_lora_into_gguf(peft_dir, embedded_gguf_path(), tmp_path / f"merged-{quant}.gguf", quant)
+    reader = gguf.GGUFReader(str(merged))
+    base = gguf.GGUFReader(str(embedded_gguf_path()))
+    assert reader.fields["tokenizer.chat_template"].contents() == base.fields["tokenizer.chat_template"].contents()
+    types = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert types["blk.0.attn_q.weight"] == quant.upper() and types["blk.0.attn_norm.weight"] == "F32"
+    assert len(types) == len(base.tensors)
+
+    params = GenParams(max_tokens=6, **GREEDY)
+    with_lora = LlamaCppBackend("merge-lora", embedded_gguf_path(), lora_path=lora_gguf,
+                                n_ctx=1035).stream(RELAX, params).text()
+    plain = LlamaCppBackend("merge-base", embedded_gguf_path(), n_ctx=1037).stream(RELAX, params).text()
+    answer = LlamaCppBackend(f"merged-{quant}", merged, n_ctx=1039).stream(RELAX, params).text()
+    assert answer == with_lora and answer != plain
+
+
+def test_merge_refuses_a_wrong_base_and_an_unknown_type(peft_dir, tmp_path):
+    from models.merge import merge_lora_into_gguf
+
+    with pytest.raises(ValueError, match="quant"):
+        merge_lora_into_gguf(peft_dir, embedded_gguf_path(), tmp_path / "x.gguf", "q4_k")
+    with pytest.raises(FileNotFoundError):
+        merge_lora_into_gguf(peft_dir, tmp_path / "missing.gguf", tmp_path / "x.gguf")
+    assert not list(tmp_path.iterdir())

@@ -117,12 +117,16 @@ def test_sft_on_the_embedded_base_exports_a_gguf_lora_that_changes_llama_cpp_out
     assert tuned != plain
     gguf.unlink()  # the export command writes it again from peft/ and records it on the card
     out = subprocess.run([sys.executable, "-m", "training", "--data-dir", str(data), "export", "emb-sft",
-                          "--outtype", "f16"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          "--outtype", "f16", "--merge", "--quant", "q8_0"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     from gguf import GGUFReader, GGMLQuantizationType
     tensors = GGUFReader(str(gguf)).tensors  # (the loaded host above keeps the old file's weights)
     assert tensors and all(t.tensor_type == GGMLQuantizationType.F16 for t in tensors if t.name.endswith(".weight"))
-    assert json.loads((data / "adapters" / "emb-sft" / "card.json").read_text())["gguf"] == "adapter.gguf"
+    card = json.loads((data / "adapters" / "emb-sft" / "card.json").read_text())
+    assert card["gguf"] == "adapter.gguf" and card["merged_gguf"] == "merged-q8_0.gguf"
+    merged = LlamaCppBackend("merged", data / "adapters" / "emb-sft" / "merged-q8_0.gguf").stream(prompt, params).text()
+    assert merged != plain  # the merged model carries the adapter's change without a LoRA file
     missing = subprocess.run([sys.executable, "-m", "training", "--data-dir", str(data), "export", "nope"],
                              cwd=ROOT, capture_output=True, text=True)
     assert missing.returncode == 2 and "nope" in missing.stderr

@@ -38,7 +38,8 @@ def test_build_train_follow_and_chat_with_the_new_adapter(app):
     assert "Launched" in note, note
     _, line = follow(client, note.split("`")[1])
     assert "**done**" in line, line
-    note = client.predict("sft", "mini", "ui-sft", "UI SFT", "act", False, 1, 2, 0.002, 4, 8, "q_proj,v_proj", 512,
+    label = 'UI SFT: "r4" # it\'s \\ 1'  # YAML would misread this unquoted or quoted with repr
+    note = client.predict("sft", "mini", "ui-sft", label, "act", False, 1, 2, 0.002, 4, 8, "q_proj,v_proj", 512,
                           api_name="/train_start")
     assert "Launched" in note, note
     job_id = note.split("`")[1]
@@ -47,6 +48,7 @@ def test_build_train_follow_and_chat_with_the_new_adapter(app):
     points = plot["value"]["data"] if isinstance(plot, dict) and "value" in plot else plot["data"]
     assert len(points) == 2  # one loss point per optimiser step
     card = json.loads((app.data / "adapters" / "ui-sft" / "card.json").read_text())
+    assert card["label"] == label
     assert card["method"] == "sft" and card["recipe"]["lora_r"] == 4 and card["metrics"]["steps"] == 2
     assert (app.data / "adapters" / "ui-sft" / "adapter.gguf").is_file()
     models = client.predict("act", api_name="/session_models")

@@ -1,0 +1,64 @@
+"""The skeleton the package command lines share (``python -m eval``, ``python -m patient_sim``).
+
+A subcommand is a ``Command``: ``register(subparsers, name)`` adds its parser, ``run(args, ctx)``
+does the work and returns the exit code. ``main`` parses, opens the data directory's settings,
+runs the command, turns the package's expected errors into ``error: ...`` and exit code 2, and
+closes the store if a command opened it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, NamedTuple
+
+from config import ConfigError, Settings, load_settings
+from store.db import Store, StoreError
+
+EXIT_ERROR = 2
+
+
+@dataclass
+class Context:
+    """What a handler may need; the store is opened only by handlers that touch it."""
+
+    settings: Settings
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings.db_path)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+class Command(NamedTuple):
+    register: Callable[[argparse._SubParsersAction, str], argparse.ArgumentParser]
+    run: Callable[[argparse.Namespace, Context], int]
+
+
+def build_parser(prog: str, description: str, commands: dict[str, Command]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--data-dir", help="data directory (default: THERALAB_DATA_DIR, else ./data)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in commands.items():
+        command.register(sub, name)
+    return parser
+
+
+def run_main(parser: argparse.ArgumentParser, commands: dict[str, Command], argv: list[str] | None,
+             expected: tuple[type[BaseException], ...] = ()) -> int:
+    """Run the chosen command; ``expected`` errors (beyond config and store ones) exit 2 with a message."""
+    args = parser.parse_args(argv)
+    ctx = None
+    try:
+        ctx = Context(load_settings(["--data-dir", args.data_dir] if args.data_dir else []))
+        return commands[args.command].run(args, ctx)
+    except (ConfigError, StoreError, *expected) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if ctx is not None:
+            ctx.close()
