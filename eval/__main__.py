@@ -6,6 +6,10 @@
     runs [--rubric ID]                            list judge runs with their ok/partial/failed counts
     import-transcripts PATH --study S --variant V  store plain-text transcripts as sessions
     agreement --rubric ID [--study S]             judge-human and human-human agreement
+    stats --csv FILE --variant-col C --subject-col C --score-col C [--score-col C ...] [--out DIR]
+                                                  mixed model, contrasts and nonparametric tests on a score table
+    study --config FILE [key=value ...] [--stages simulate,judge,analyse]
+                                                  run or resume a whole study and write its report
 
 Exit codes: 0 done, 1 some rubric file did not load (``rubrics``), 2 bad input (nothing stored). A subcommand is a
 ``register(sub, name)`` function and a ``run(args, ctx)`` handler, listed in ``COMMANDS``.
@@ -129,18 +133,56 @@ def _run_agreement(args, ctx: Context) -> int:
     return agreement_command(args, ctx)
 
 
+# --- stats on a score table from elsewhere (eval/stats.py holds the handler) -------------------
+
+
+def _register_stats(sub, name: str):
+    p = sub.add_parser(name, help="study statistics on a CSV of per-session scores",
+                       description="Per score column: descriptives per variant, the mixed model score ~ "
+                                   "C(variant) with a random intercept per subject (REML; omnibus Wald "
+                                   "chi-square, Holm-Sidak pairwise contrasts, ICC) and nonparametric tests "
+                                   "(Friedman/Wilcoxon if paired, else Kruskal-Wallis/Mann-Whitney; Holm).")
+    p.add_argument("--csv", required=True, metavar="FILE", help="one row per session")
+    p.add_argument("--variant-col", required=True, metavar="C", help="column naming the variant (model)")
+    p.add_argument("--subject-col", required=True, metavar="C", help="column naming the patient profile / persona")
+    p.add_argument("--score-col", required=True, action="append", metavar="C",
+                   help="a score column; repeat for several")
+    p.add_argument("--reference", metavar="V", help="reference variant of the fixed effects (default: first sorted)")
+    p.add_argument("--out", metavar="DIR", help="also write descriptives.csv, tests.csv and report.md here")
+    return p
+
+
+def _run_stats(args, ctx: Context) -> int:
+    from eval.stats import stats_command
+    return stats_command(args)
+
+
+# --- study --------------------------------------------------------------------------------------
+
+def _register_study(sub, name: str):
+    from eval.study import register_cli
+    return register_cli(sub, name)
+
+
+def _run_study(args, ctx: Context) -> int:
+    from eval.study import run_cli
+    return run_cli(args, ctx)
+
+
 COMMANDS: dict[str, Command] = {
     "rubrics": Command(_register_rubrics, _run_rubrics),
     "judge": Command(_register_judge, _run_judge),
     "runs": Command(_register_runs, _run_runs),
     "import-transcripts": Command(_register_import, _run_import),
     "agreement": Command(_register_agreement, _run_agreement),
+    "stats": Command(_register_stats, _run_stats),
+    "study": Command(_register_study, _run_study),
 }
 
 
 def build_parser():
     return cli.build_parser("python -m eval", "TheraLab evaluation: rubrics, LLM judge runs, transcript import, "
-                            "agreement", COMMANDS)
+                            "agreement, statistics, studies", COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""Admin tab: launch long work as background jobs (simulation batches, LLM-judge runs; training
-will join), follow every job's progress, log and cancel button, and read judge-human agreement.
+"""Admin tab: launch long work as background jobs (simulation batches, LLM-judge runs, training,
+whole studies), follow every job's progress, log and cancel button, and read judge-human agreement.
 
 A job is a separate process (store/jobs.py), so it survives a page reload and an app restart;
 this tab only reads its row, its progress file and its log.
@@ -181,6 +181,7 @@ def _build_judge(h: AdminHandlers, models: list) -> tuple:
 
 
 def build_admin(services: Services, access: Access) -> gr.Timer:
+    from ui.study_tab import build_study
     from ui.train_tab import build_train
     h = AdminHandlers(services, access)
     models = [(e.label, e.id) for e in services.catalog.entries()]
@@ -200,6 +201,7 @@ def build_admin(services: Services, access: Access) -> gr.Timer:
         launch = gr.Button("Launch simulation job", variant="primary")
     judge_inputs, launch_judge, runs = _build_judge(h, models)
     build_train(services, access, timer)
+    build_study(services, access)
     gr.Markdown("### Jobs")
     jobs = gr.Dataframe(headers=JOB_HEADERS, interactive=False, wrap=True, label="Jobs (click one to see its log)")
     with gr.Row():

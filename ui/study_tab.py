@@ -1,0 +1,110 @@
+"""Admin › Study: launch a whole comparison study as a background job and read its report.
+
+A study file (``eval/studies/*.yaml`` or ``<data dir>/studies/*.yaml``) runs as ``python -m eval
+study`` in a job: simulate, judge, analyse, each resumable, the job's progress saying which stage
+it is in. The report folder it writes (``<data dir>/studies/<name>/``) is shown here: the Markdown
+report, the tables and the plots.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import gradio as gr
+
+from services import Services
+from ui.access import Access
+
+ADMINS = ("admin",)
+_OVERRIDE = re.compile(r"^[a-z_]+=[^\n]{0,200}$")
+
+
+class StudyHandlers:
+    def __init__(self, services: Services, access: Access):
+        self.s = services
+        self.access = access
+
+    def _user_dir(self) -> Path:
+        return self.s.settings.data_dir / "studies"
+
+    def study_files(self) -> list[tuple[str, str]]:
+        from eval.study import STUDIES_DIR
+        files = sorted(STUDIES_DIR.glob("*.yaml"))
+        if self._user_dir().is_dir():
+            files += sorted(self._user_dir().glob("*.yaml"))
+        return [(f"{p.stem} ({'shipped' if p.parent == STUDIES_DIR else 'yours'})", str(p)) for p in files]
+
+    def launch(self, path, overrides_text, stages, request: gr.Request = None):
+        from eval.study import StudyError, check_models, load_study
+        who = self.access.require(request, ADMINS, "job.launch")
+        if path not in {p for _, p in self.study_files()}:
+            return "**Not launched:** pick a study file."
+        overrides = [line.strip() for line in (overrides_text or "").splitlines() if line.strip()]
+        bad = [o for o in overrides if not _OVERRIDE.match(o)]
+        stages = [s for s in (stages or []) if s in ("simulate", "judge", "analyse")]
+        if bad or not stages:
+            return "**Not launched:** " + ("overrides are key=value lines" if bad else "pick at least one stage") + "."
+        try:
+            config = load_study(path, overrides)
+            check_models(self.s, config)
+        except (StudyError, FileNotFoundError, ValueError) as exc:
+            return f"**Not launched:** {exc}"
+        argv = ["eval", "--data-dir", str(self.s.settings.data_dir), "study", "--config", path,
+                "--stages", ",".join(stages), *overrides]
+        job = self.s.jobs.launch("study", argv, {"study": config.name, "stages": stages, "overrides": overrides},
+                                 who.username)
+        return f"Launched study job `{job['id']}` ({config.name}: {', '.join(stages)})."
+
+    def reports(self, request: gr.Request = None):
+        self.access.require(request, ADMINS, "study.read")
+        root = self._user_dir()
+        names = sorted(p.parent.name for p in root.glob("*/report.md")) if root.is_dir() else []
+        return gr.update(choices=names, value=names[0] if names else None)
+
+    def show(self, name, request: gr.Request = None):
+        """(report markdown, descriptives table, tests table, plot image paths)."""
+        self.access.require(request, ADMINS, "study.read", name)
+        folder = self._user_dir() / (name or "")
+        if not name or not (folder / "report.md").is_file() or folder.parent != self._user_dir():
+            return "*No report yet: run a study's analyse stage.*", None, None, []
+        text = (folder / "report.md").read_text(encoding="utf-8")
+        text = re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", text)  # the plots are shown in the gallery
+        return text, _table(folder / "descriptives.csv"), _table(folder / "tests.csv"), \
+            [str(p) for p in sorted(folder.glob("*.png"))]
+
+
+def _table(path: Path):
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2:
+        return None
+    import pandas as pd
+    return pd.DataFrame(rows[1:], columns=rows[0])
+
+
+def build_study(services: Services, access: Access) -> None:
+    h = StudyHandlers(services, access)
+    with gr.Tab("Study"):
+        gr.Markdown("Run a comparison study (variants × standardized patients → simulated sessions → judge "
+                    "scores → statistics) as a background job; a re-run resumes. Follow it in the jobs table.")
+        with gr.Row():
+            study = gr.Dropdown(h.study_files(), label="Study file", scale=2)
+            stages = gr.CheckboxGroup(["simulate", "judge", "analyse"], value=["simulate", "judge", "analyse"],
+                                      label="Stages")
+        overrides = gr.Textbox("", lines=2, label="Overrides, one key=value per line (e.g. turns=4, rubrics=[tes])")
+        go = gr.Button("Launch study job", variant="primary")
+        note = gr.Markdown()
+        gr.Markdown("### Results")
+        with gr.Row():
+            report = gr.Dropdown([], label="Study report", scale=3)
+            refresh = gr.Button("Refresh list", scale=1)
+        gallery = gr.Gallery(label="Plots", columns=2, height=360)
+        descriptives = gr.Dataframe(label="Descriptives: M (SD), range, n per variant", interactive=False)
+        tests = gr.Dataframe(label="Tests: omnibus, contrasts (Holm-Sidak), nonparametric", interactive=False)
+        text = gr.Markdown()
+    go.click(h.launch, [study, overrides, stages], note, api_name="study_launch")
+    refresh.click(h.reports, None, report, api_name="study_reports")
+    report.change(h.show, report, [text, descriptives, tests, gallery], api_name="study_show")
