@@ -6,7 +6,6 @@ training we dequantize it once into a plain safetensors checkpoint in the data d
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from pathlib import Path
 

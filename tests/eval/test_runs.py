@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from eval.judge import JudgeResult
 from eval.rubrics import load_rubric
 from eval.runs import JudgeRunSpec, RunError, run_judge, run_line, select_sessions
 from models.catalog import CatalogEntry

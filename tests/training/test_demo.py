@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from training.demo import VARIANTS, DemoConfig, think_rate, validation_prompts
+from training.demo import VARIANTS, think_rate, validation_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "adapters"
