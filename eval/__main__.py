@@ -187,7 +187,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     # RubricError, RunError, CatalogError, transcript and agreement errors are ValueErrors.
-    return cli.run_main(build_parser(), COMMANDS, argv, (LookupError, ValueError))
+    return cli.run_main(build_parser(), COMMANDS, argv, (LookupError, ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":

@@ -109,7 +109,10 @@ class AdminHandlers:
         for job in self.s.jobs.jobs.list(limit=30):
             progress = job.get("progress") or {}
             done, total = progress.get("done"), progress.get("total")
-            rows.append([job["id"], job["kind"], job["status"], f"{done}/{total}" if total else "",
+            where = f"{done}/{total}" if total else ""
+            if progress.get("stage"):  # a study says which of its stages the count belongs to
+                where = f"stage {progress['stage']}: {where}" if where else f"stage {progress['stage']}"
+            rows.append([job["id"], job["kind"], job["status"], where,
                          (job.get("started_utc") or "")[:19], (job.get("finished_utc") or "")[:19],
                          job.get("created_by") or "", (job.get("error") or "")[:120]])
         return rows

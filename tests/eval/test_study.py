@@ -152,3 +152,21 @@ def test_study_tab_launches_a_job_and_shows_the_report(svc):
     text, desc, tests, plots = h.show("mini", admin)
     assert "Study report: mini" in text and len(plots) == 2 and desc is not None and tests is not None
     assert h.show("../..", admin)[0].startswith("*No report")
+
+
+def test_study_cli_refuses_bad_input_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nvariants: [default, nope-model]\nrubrics: [tes]\n")
+    cases = [(["--config", "no-such-study.yaml"], "no such file"),
+             (["--config", str(bad)], "nope-model"),
+             (["--config", "act_thinking_therapist.yaml", "--stages", "simulate,dance"], "unknown stage"),
+             (["--config", "act_thinking_therapist.yaml", "turns=0"], "turns")]
+    for extra, message in cases:
+        out = subprocess.run([sys.executable, "-m", "eval", "--data-dir", str(tmp_path / "data"), "study", *extra],
+                             cwd=root, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2 and message in out.stderr, (extra, out.stderr[-800:])
+    assert not (tmp_path / "data" / "studies").exists()

@@ -158,3 +158,24 @@ def test_judge_sft_learns_from_human_ratings_and_registers_a_judge(tiny_base, tm
     assert card["metrics"]["n_train"] + card["metrics"]["n_validation"] == 4
     entry = Catalog(load_settings(["--data-dir", str(tmp_path)], env={})).get("judge-tes")
     assert entry.backend == "hf" and entry.label.startswith("Judge (tes")
+
+
+def test_sft_under_accelerate_launch_with_two_processes(tiny_base, data_dir):
+    """``accelerate launch`` (2 CPU processes, gloo): the batch is split between them, and only the
+    main process writes the adapter, its progress log and card."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = subprocess.run([str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training", "--data-dir",
+                          str(data_dir), "sft", "--config", "act-sft-plain.yaml", "dataset=sft-mini",
+                          "output=accel-sft", f"base={tiny_base}", "max_steps=2", "max_length=512", "lora_r=4",
+                          "lora_alpha=8", "export_gguf=false"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    folder = data_dir / "adapters" / "accel-sft"
+    card = json.loads((folder / "card.json").read_text())
+    assert card["metrics"]["steps"] == 2 and (folder / "peft" / "adapter_model.safetensors").is_file()
+    records = [json.loads(line) for line in (folder / "progress.jsonl").read_text().splitlines()]
+    last = [r for r in records if r["step"] == 2 and r["loss"] is not None]
+    assert len(last) == 1  # one writer: each step logged once
+    # Each process took its own example per step: two steps went through 4 examples, not 2.
+    assert last[0]["epoch"] > 1.5 * 2 / card["metrics"]["n_train"]
+    assert not list((data_dir / "adapters").glob(".accel-sft*"))
