@@ -1,6 +1,6 @@
 """The baseline for ``benchmarks/training.py``: SFT with TRL and PEFT directly, no TheraLab code path.
 
-    python benchmarks/plain_trl_sft.py CHECKPOINT TRAIN_JSONL LOG_JSONL --steps N [--max-length 512]
+    python -m benchmarks.plain_trl_sft CHECKPOINT TRAIN_JSONL LOG_JSONL --steps N [--max-length 512]
 
 Same model, data, LoRA and optimiser settings as the benchmark gives ``python -m training sft``;
 it logs (time, step, tokens seen) at every step to LOG_JSONL. Only the chat template is shared with

@@ -1,13 +1,15 @@
 """SFT step time through ``python -m training sft`` against a plain TRL script, and tokens/s on CPU.
 
-    python benchmarks/training.py [--steps 12] [--rounds 2] [--max-length 512]
+    python -m benchmarks.training [--steps 12] [--rounds 2] [--max-length 512]
 
 Builds the ACT reasoning set (one exchange per example) with ``python -m training build`` into a
-temporary data dir, then alternates, ``--rounds`` times, our command and ``benchmarks/plain_trl_sft.py``
-on the same checkpoint, data and settings (batch 1, LoRA r=8 on q/v, fp32, ``--max-length``). A
-step's time is the median interval between consecutive logged steps, the first step (warm-up) left
-out; tokens/s is tokens seen over those intervals. Ratio = ours / plain (target <= 1.1). Start-up
-(imports, model load, base validation) is not a step and is reported apart.
+temporary data dir, then alternates, ``--rounds`` times, our command and the plain TRL script
+(``python -m benchmarks.plain_trl_sft``) on the same checkpoint, data and settings (batch 1, LoRA
+r=8 on q/v, fp32, ``--max-length``). A step's time is the median interval between consecutive
+logged steps, the first step (warm-up) left out; tokens/s is tokens seen over those intervals.
+Ratio = ours / plain (target <= 1.1). Start-up (imports, model load, base validation) is not a
+step and is reported apart. Run it on an otherwise idle machine: two trainings on two cores slow
+each other down several times over.
 """
 from __future__ import annotations
 
@@ -52,8 +54,8 @@ def ours(data: Path, steps: int, max_length: int) -> tuple[float, float, float]:
 
 def plain(data: Path, ckpt: Path, steps: int, max_length: int) -> tuple[float, float, float]:
     log = data / f"plain-{time.monotonic_ns()}.jsonl"
-    wall = _run([str(ROOT / "benchmarks" / "plain_trl_sft.py"), str(ckpt), str(data / "datasets" / "bench" /
-                 "train.jsonl"), str(log), "--steps", str(steps), "--max-length", str(max_length)])
+    wall = _run(["-m", "benchmarks.plain_trl_sft", str(ckpt), str(data / "datasets" / "bench" / "train.jsonl"),
+                 str(log), "--steps", str(steps), "--max-length", str(max_length)])
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     points = [(r["t"], r["step"], r["num_tokens"]) for r in rows if r.get("num_tokens") is not None]
     return (*_rates(points), wall)

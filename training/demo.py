@@ -48,7 +48,7 @@ class DemoConfig:
     rejected_max_tokens: int = 64
     # training (applied over each variant's own recipe)
     max_steps: int = 40
-    learning_rate: float = 5e-4
+    learning_rate: float = 2e-3
     batch_size: int = 1
     grad_accum: int = 2
     max_length: int = 768
