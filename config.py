@@ -19,7 +19,7 @@ ENV_PREFIX = "THERALAB_"
 # Nothing leaves the machine at run time: no usage analytics, no model-hub lookups. Set before
 # gradio / transformers are imported; a user may still override any of them explicitly.
 OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_DATASETS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+               "HF_DATASETS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 
 
 def enforce_offline_env(env: dict | None = None) -> None:
@@ -165,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_settings(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Merge every source in precedence order."""
+    """Merge every source in precedence order. Reading the real environment also makes this
+    process offline (every command line starts here, before any model library is imported)."""
+    if env is None:
+        enforce_offline_env()
     env = dict(os.environ if env is None else env)
     args = build_parser().parse_args([] if argv is None else argv)
     values: dict[str, Any] = {}

@@ -24,6 +24,7 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--lora-r", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
 
     import torch
@@ -37,7 +38,8 @@ def main() -> int:
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     tokenizer.chat_template = CHATML_MARKED
-    model = AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=torch.float32)
+    cuda = args.device == "cuda"
+    model = AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=torch.bfloat16 if cuda else torch.float32)
     data = load_dataset("json", data_files={"train": args.train_jsonl})["train"].select_columns(["messages"])
 
     class StepLog(TrainerCallback):
@@ -49,7 +51,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as out:
         config = SFTConfig(output_dir=out, max_steps=args.steps, learning_rate=args.lr,
                            per_device_train_batch_size=1, gradient_accumulation_steps=1, logging_steps=1,
-                           save_strategy="no", report_to=[], seed=0, use_cpu=True, disable_tqdm=True,
+                           save_strategy="no", report_to=[], seed=0, use_cpu=not cuda, bf16=cuda, disable_tqdm=True,
                            max_length=args.max_length, assistant_only_loss=True, packing=False)
         lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.05,
                           target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")

@@ -1,6 +1,7 @@
 """SFT step time through ``python -m training sft`` against a plain TRL script, and tokens/s on CPU.
 
-    python -m benchmarks.training [--steps 12] [--rounds 2] [--max-length 512]
+    python -m benchmarks.training [--steps 12] [--rounds 2] [--max-length 512] [--device cpu|cuda]
+                                  [--checkpoint DIR]
 
 Builds the ACT reasoning set (one exchange per example) with ``python -m training build`` into a
 temporary data dir, then alternates, ``--rounds`` times, our command and the plain TRL script
@@ -8,7 +9,8 @@ temporary data dir, then alternates, ``--rounds`` times, our command and the pla
 r=8 on q/v, fp32, ``--max-length``). A step's time is the median interval between consecutive
 logged steps, the first step (warm-up) left out; tokens/s is tokens seen over those intervals.
 Ratio = ours / plain (target <= 1.1). Start-up (imports, model load, base validation) is not a
-step and is reported apart. Run it on an otherwise idle machine: two trainings on two cores slow
+step and is reported apart. ``--device cuda`` runs both sides in bf16 on the GPU; ``--checkpoint``
+trains another transformers checkpoint than the embedded model's dense copy. Run it on an otherwise idle machine: two trainings on two cores slow
 each other down several times over.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _run(args: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True, text=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     return time.perf_counter() - started
 
 
@@ -41,21 +43,21 @@ def _rates(points: list[tuple[float, int, float]]) -> tuple[float, float]:
     return statistics.median(intervals), tokens / (points[-1][0] - points[0][0])
 
 
-def ours(data: Path, steps: int, max_length: int) -> tuple[float, float, float]:
+def ours(data: Path, ckpt: Path, steps: int, max_length: int, device: str) -> tuple[float, float, float]:
     output = f"bench-{time.monotonic_ns()}"
     wall = _run(["-m", "training", "--data-dir", str(data), "sft", "--config", "act-sft-think.yaml",
                  "dataset=bench", f"output={output}", f"max_steps={steps}", "grad_accum=1", "batch_size=1",
                  f"max_length={max_length}", "lora_r=8", "lora_alpha=16", "lora_targets=[q_proj, v_proj]",
-                 "learning_rate=5e-4", "eval_at_end=false", "export_gguf=false", "device=cpu"])
+                 "learning_rate=5e-4", "eval_at_end=false", "export_gguf=false", f"device={device}", f"base={ckpt}"])
     rows = [json.loads(line) for line in (data / "adapters" / output / "progress.jsonl").read_text().splitlines()]
     points = [(r["elapsed_s"], r["step"], r["num_tokens"]) for r in rows if r.get("loss") is not None]
     return (*_rates(points), wall)
 
 
-def plain(data: Path, ckpt: Path, steps: int, max_length: int) -> tuple[float, float, float]:
+def plain(data: Path, ckpt: Path, steps: int, max_length: int, device: str) -> tuple[float, float, float]:
     log = data / f"plain-{time.monotonic_ns()}.jsonl"
     wall = _run(["-m", "benchmarks.plain_trl_sft", str(ckpt), str(data / "datasets" / "bench" / "train.jsonl"),
-                 str(log), "--steps", str(steps), "--max-length", str(max_length)])
+                 str(log), "--steps", str(steps), "--max-length", str(max_length), "--device", device])
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     points = [(r["t"], r["step"], r["num_tokens"]) for r in rows if r.get("num_tokens") is not None]
     return (*_rates(points), wall)
@@ -66,18 +68,20 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--checkpoint", type=Path, help="a transformers checkpoint (default: the embedded model)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from models.embedded import ensure_embedded_hf
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        ckpt = ensure_embedded_hf(data)
+        from models.embedded import ensure_embedded_hf
+        ckpt = args.checkpoint.resolve() if args.checkpoint else ensure_embedded_hf(data)
         _run(["-m", "training", "--data-dir", str(data), "build", "--config", "build-act-think.yaml",
               "name=bench", "window=1"])
         results = {"ours": [], "plain": []}
         for _ in range(args.rounds):  # alternate, so drift in the machine's speed hits both sides
-            results["plain"].append(plain(data, ckpt, args.steps, args.max_length))
-            results["ours"].append(ours(data, args.steps, args.max_length))
+            results["plain"].append(plain(data, ckpt, args.steps, args.max_length, args.device))
+            results["ours"].append(ours(data, ckpt, args.steps, args.max_length, args.device))
     for name, runs in results.items():
         for step_s, tok_s, wall in runs:
             print(f"{name:>5}: {step_s:.2f} s/step, {tok_s:.0f} tokens/s, {wall:.0f} s wall incl. start-up")
@@ -85,7 +89,8 @@ def main() -> int:
     tokens = {k: statistics.median(r[1] for r in v) for k, v in results.items()}
     print(f"step time ours / plain TRL: {step['ours']:.2f} / {step['plain']:.2f} s = {step['ours'] / step['plain']:.3f} "
           f"(target <= 1.1); tokens/s ours {tokens['ours']:.0f}, plain {tokens['plain']:.0f} "
-          f"(batch 1, max length {args.max_length}, fp32, {os.cpu_count()} CPUs)")
+          f"(batch 1, max length {args.max_length}, "
+          f"{'bf16 on CUDA' if args.device == 'cuda' else f'fp32, {os.cpu_count()} CPUs'})")
     return 0
 
 

@@ -86,6 +86,10 @@ class ChatBackend(Protocol):
     A final ``{"role": "assistant", "content": ..., "prefix": True}`` message asks the
     backend to continue that text (used to open a ``<think>`` block); the prefix itself is
     not repeated in the stream.
+
+    Optional: ``count_tokens(text) -> int``, the model's own token count for message text. The
+    session engine uses it to decide which old turns to drop; without it, it estimates from
+    the number of characters.
     """
 
     id: str

@@ -1,10 +1,15 @@
-"""One long-lived thread that runs every llama.cpp computation in the process.
+"""One long-lived thread that runs every llama.cpp computation in the process (and one per
+transformers host, for the HF backend).
 
 Why: ggml parallelises with OpenMP, and libgomp keeps a team of worker threads for each OS thread
 that calls into it. Once two callers own teams (say a Gradio handler thread that wrote a session
 summary, and the reply worker), libgomp counts more managed threads than cores and makes every
 barrier sleep instead of spin. Measured on 2 cores: raw llama.cpp fell from 71 to 45 tokens/s, and
 app turns from 65 to 14-38 tokens/s. Funnelling all calls through one thread keeps one team.
+
+PyTorch has the same shape of problem: each new OS thread pays a warm-up on its first
+``generate`` calls. Measured on an H100 (bf16, 48 tokens): 44-49 tokens/s on a thread that had
+generated before, 14-17 tokens/s when every generation ran on a fresh thread.
 """
 from __future__ import annotations
 
@@ -35,6 +40,23 @@ class ComputeThread:
 
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
+
+    def submit(self, fn: Callable[[], None]) -> threading.Event:
+        """Queue ``fn`` on the compute thread without waiting; the event is set once it has run.
+        ``fn`` must handle its own errors (there is no caller to re-raise them in)."""
+        done = threading.Event()
+
+        def job() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+        if self.on_thread():
+            job()
+            return done
+        self._ensure_started()
+        self._jobs.put(job)
+        return done
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the compute thread and return its result (or raise its exception)."""

@@ -26,6 +26,7 @@ from models.base import (
     clean_messages,
     split_prefix,
 )
+from models.compute_thread import ComputeThread
 from models.prompt import render_segments
 
 GREEDY_TEMPERATURE = 1e-5
@@ -113,6 +114,7 @@ class HFHost:
         # threads tokenizing at once could each see the other's setting.
         self.tokenizer_lock = threading.Lock()
         self.adapters: dict[str, str] = {}
+        self.compute = ComputeThread(name=f"hf-compute-{self.base_dir.name}")
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Load a PEFT adapter under ``name`` (no-op when that name is already loaded)."""
@@ -333,13 +335,14 @@ class HFBackend:
         kwargs.update(
             streamer=streamer, stopping_criteria=transformers.StoppingCriteriaList([control])
         )
-        worker = threading.Thread(
-            target=self._worker,
-            args=(host, torch, ids, kwargs, params.seed, cancel, streamer, result),
-            name=f"hf-generate-{self.id}",
-            daemon=True,
-        )
-        worker.start()
+        # On the host's one long-lived thread: a fresh thread per reply would pay PyTorch's
+        # per-thread warm-up every time (models/compute_thread.py has the numbers).
+        started = threading.Event()
+
+        def generate() -> None:
+            started.set()
+            self._worker(host, torch, ids, kwargs, params.seed, cancel, streamer, result)
+        finished = host.compute.submit(generate)
         stops = StopFilter(params.stop)
         try:
             for delta in streamer:
@@ -352,10 +355,11 @@ class HFBackend:
             if tail:
                 yield tail
         finally:
-            # Runs on normal end, on a stop string and on close(): the worker sees `cancel` at its
-            # next step (or while waiting for the lock) and exits, so joining is prompt.
+            # Runs on normal end, on a stop string and on close(): a running worker sees `cancel` at
+            # its next step, so waiting is prompt; a queued one will see it when its turn comes.
             cancel.set()
-            worker.join()
+            if started.is_set():
+                finished.wait()
         if "error" in result:
             raise BackendError(f"{self.id}: generation failed: {result['error']}") from result["error"]
         self._fill_usage(host, usage, result, params, control.stop_hit or stops.hit)

@@ -85,6 +85,10 @@ class LlamaHost:
         prefill = self._tokenize_piece(prefix, False) if prefix else []
         return tokens + prefill, len(prefill)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as message text in a prompt (cached: the prompt reuses them)."""
+        return len(self._tokenize_piece(text, False))
+
     def _tokenize_piece(self, text: str, special: bool) -> list[int]:
         # A session re-sends its whole history every turn; only new messages need tokenizing.
         key = (text, special)
@@ -151,6 +155,9 @@ class LlamaCppBackend:
                  n_ctx: int = 4096, n_threads: int | None = None):
         self.id = id
         self.host = get_host(model_path, lora_path, n_ctx, n_threads)
+
+    def count_tokens(self, text: str) -> int:
+        return self.host.count_tokens(text)
 
     def stream(self, messages: list[dict], params: GenParams) -> TextStream:
         convo, prefix = split_prefix(messages)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, Settings, load_settings
+from config import OFFLINE_ENV, ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,3 +189,15 @@ def test_app_with_broken_config_exits_2_with_one_line(tmp_path):
     assert str(cfg) in err_lines[0]
     assert proc.stdout == ""
     assert not (data / "sessions.db").exists()  # failed before touching the data dir
+
+
+def test_every_command_line_is_offline_once_it_reads_its_settings(monkeypatch):
+    """The CLIs (training, eval, simulate, store) all start with load_settings, before any model
+    library is imported: that is where the hub, dataset and telemetry switches are turned off."""
+    for key in OFFLINE_ENV:
+        monkeypatch.delenv(key, raising=False)
+    load_settings([])
+    assert {key: os.environ.get(key) for key in OFFLINE_ENV} == OFFLINE_ENV
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a user's explicit choice is kept
+    load_settings([])
+    assert os.environ["HF_HUB_OFFLINE"] == "0"

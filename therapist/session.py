@@ -1,8 +1,9 @@
 """The session engine: the one place a therapy turn happens, for human and simulated patients.
 
 A turn: validate the patient's text -> commit it -> screen it for risk -> build the therapist
-prompt -> stream from the chosen backend, splitting reasoning from the answer as it arrives ->
-commit the therapist turn. Each commit is durable before the next step, so a crash loses at most
+prompt (as many recent turns as fit, counted in the model's tokens) -> stream from the chosen
+backend, splitting reasoning from the answer and screening both for copied instructions
+(therapist/leak_screen.py) as it arrives -> commit the therapist turn. Each commit is durable before the next step, so a crash loses at most
 the reply that was still being generated, never an acknowledged turn.
 
 A session on hold (a supervisor's choice, or high risk) still generates, but the reply is stored
@@ -10,11 +11,12 @@ as a draft that the patient does not see until a supervisor approves, edits or r
 """
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from config import Settings
 from models.base import BackendError, GenParams
@@ -25,7 +27,7 @@ from store.consents import ConsentStore
 from store.flags import FlagStore
 from store.sessions import SessionStore, TurnRecord
 from store.supervision import DraftStore
-from therapist import prompts
+from therapist import leak_screen, prompts
 from therapist.consent import consent_text
 from therapist.escalation import SAFETY_NOTE, Escalation, redacted_draft_reply, safe_reply
 from therapist.reasoning import StreamSplitter, strip_reasoning
@@ -33,11 +35,17 @@ from therapist.review import CONTROL_CHARS, ReviewActions, TurnRejected
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 MIN_ANSWER_TOKENS = 4
-CHARS_PER_TOKEN = 3.0  # conservative estimate used only to decide when to drop old turns
+CHARS_PER_TOKEN = 3.0  # conservative estimate for backends that cannot count their tokens
+MESSAGE_OVERHEAD_TOKENS = 8  # chat-template markup around one message (ChatML needs 5)
+CONTEXT_MARGIN_TOKENS = 64   # generation prompt, <think> tags, re-tokenized reasoning
 
 
 class ConsentRequired(TurnRejected):
     """No session starts before the patient has accepted the current consent text."""
+
+
+class ContextOverflow(TurnRejected):
+    """The latest message alone does not fit the model's context; nothing was generated."""
 
 
 @dataclass
@@ -56,6 +64,65 @@ class _Reply:
     tokens_out: int = 0
     notes: dict = field(default_factory=dict)
     blocked: object = None  # the draft-screen verdict that stopped an unsafe answer
+
+
+class _Shown:
+    """What the reader has been shown of a streaming reply: only what the leak screen has settled
+    (leak_screen.screen with final=False), so no part of a leaked span is ever streamed."""
+
+    def __init__(self, ref: leak_screen.Reference):
+        self.ref, self.reasoning, self.answer = ref, "", ""
+        self._seen: dict[str, tuple[str, bool]] = {}  # channel -> last (raw text, final) screened
+
+    def _changed(self, channel: str, raw: str, final: bool) -> bool:
+        # Each phase streams one channel: the other one need not be screened again for every delta.
+        changed = self._seen.get(channel) != (raw, final)
+        self._seen[channel] = (raw, final)
+        return changed
+
+    def update(self, reasoning: str, answer: str, final: bool = False) -> Iterator[TurnEvent]:
+        if self._changed("reasoning", reasoning, final):
+            text = leak_screen.screen(reasoning, self.ref, final).text
+            if text.startswith(self.reasoning) and text != self.reasoning:  # reasoning only grows
+                yield TurnEvent("reasoning", text[len(self.reasoning):])
+                self.reasoning = text
+        if not self._changed("answer", answer, final):
+            return
+        text = leak_screen.screen(answer, self.ref, final).text
+        if text != self.answer:
+            # The answer shrinks when text shown as answer turns out to be reasoning: redraw it.
+            grew = text.startswith(self.answer)
+            yield TurnEvent("answer", text[len(self.answer):]) if grew else TurnEvent("rewrite", text)
+            self.answer = text
+
+
+def _token_counter(backend) -> Callable[[str], int]:
+    """The backend's own token count where it has one, else a conservative character estimate."""
+    count = getattr(backend, "count_tokens", None)
+    if callable(count):
+        return count
+    return lambda text: math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def _recent_that_fit(convo: list[dict], budget: int, count: Callable[[str], int]) -> list[dict]:
+    """The latest messages whose tokens fit ``budget`` (oldest dropped first), never starting with
+    a therapist reply. The latest message always stays: if it alone does not fit, ContextOverflow."""
+    kept, used = [], 0
+    for message in reversed(convo):
+        cost = count(message["content"]) + MESSAGE_OVERHEAD_TOKENS
+        if used + cost > budget:
+            if not kept:
+                raise ContextOverflow(
+                    f"The last message is too long for the therapist model's context: it needs about "
+                    f"{cost:,} tokens and at most {max(budget, 0):,} fit beside the instructions and the "
+                    "reply. Please send a shorter message, or split it into parts.")
+            break
+        kept.append(message)
+        used += cost
+    kept.reverse()
+    while kept and kept[0]["role"] == "assistant":
+        kept.pop(0)
+    return kept
 
 
 class SessionEngine(ReviewActions):
@@ -141,13 +208,15 @@ class SessionEngine(ReviewActions):
         """Ask the therapist model for the session summary; fall back to an extract on failure."""
         session = self.sessions.get(session_id)
         entry = self.catalog.get(session["therapist_model"])
-        messages = self._history(session, entry, reasoning=False)
-        messages.append({"role": "user", "content": prompts.SUMMARY_INSTRUCTION})
         try:
-            text = self.pool.get(entry.id).stream(messages, self._params(max_tokens=220)).text().strip()
-        except BackendError:
+            backend = self.pool.get(entry.id)
+            messages = self._history(session, entry, reasoning=False, backend=backend)
+            messages.append({"role": "user", "content": prompts.SUMMARY_INSTRUCTION})
+            text = backend.stream(messages, self._params(max_tokens=220)).text().strip()
+        except (BackendError, ContextOverflow):
             text = ""
-        text = strip_reasoning(text).strip()
+        # The summary is stored and opens the next session's prompt: no copied instructions in it.
+        text = leak_screen.screen(strip_reasoning(text), self._leak_reference(session, False)).text.strip()
         if not text:
             patient = [t["content"] for t in self.sessions.turns(session_id) if t["role"] == "patient"]
             text = "Session Summary: the client talked about: " + " / ".join(p[:120] for p in patient[-3:])
@@ -159,6 +228,11 @@ class SessionEngine(ReviewActions):
         text = CONTROL_CHARS.sub("", text or "").strip()
         if not text:
             raise TurnRejected("The message is empty. Please type something first.")
+        try:  # a lone surrogate (from broken copy-paste) has no UTF-8 form: the store could not save it
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TurnRejected("The message contains a broken character (invalid Unicode) and could not be "
+                               "sent. Please retype it, or paste it again from its source.") from None
         limit = self.settings.max_message_chars
         if len(text) > limit:
             raise TurnRejected(f"The message is {len(text):,} characters long; the limit is {limit:,}. "
@@ -249,12 +323,16 @@ class SessionEngine(ReviewActions):
         reply = _Reply()
         try:
             backend = self.pool.get(entry.id)
-            messages = self._history(session, entry, reasoning=entry.thinks)
-            yield from self._stream_reply(backend, messages, entry.thinks, reply, started)
-        except BackendError as exc:
+            messages = self._history(session, entry, reasoning=entry.thinks, backend=backend)
+            ref = self._leak_reference(session, entry.thinks)
+            yield from self._stream_reply(backend, messages, entry.thinks, reply, started, ref)
+        except (BackendError, ContextOverflow) as exc:
             self.audit.record(None, "turn.error", session_id, error=str(exc), model=entry.id)
-            yield TurnEvent("error", f"The therapist model failed: {exc}")
+            yield TurnEvent("error", str(exc) if isinstance(exc, ContextOverflow)
+                            else f"The therapist model failed: {exc}")
             return
+        if "leak_screen" in reply.notes:  # the supervisor's record that instructions were redacted
+            self.audit.record("system", "turn.leak_screened", session_id, model=entry.id, **reply.notes["leak_screen"])
         if not reply.answer.strip():
             self.audit.record(None, "turn.empty", session_id, model=entry.id)
             yield TurnEvent("error", "The therapist model returned an empty reply. Press Retry.")
@@ -280,11 +358,12 @@ class SessionEngine(ReviewActions):
         return draft
 
     def _stream_reply(self, backend, messages: list[dict], thinks: bool, reply: _Reply,
-                      started: float) -> Iterator[TurnEvent]:
+                      started: float, ref: leak_screen.Reference) -> Iterator[TurnEvent]:
         """Stream one reply; a reasoning model is made to open <think> and, if it runs past its
-        budget, to close it, so there is always an answer after the reasoning."""
+        budget, to close it, so there is always an answer after the reasoning. The reader sees
+        only text the system-prompt leak screen (``ref``) has settled."""
         prefill = thinks and getattr(backend, "supports_prefix", False)
-        splitter = StreamSplitter(start_in_reasoning=prefill)
+        splitter, shown = StreamSplitter(start_in_reasoning=prefill), _Shown(ref)
         phases = []
         if prefill:
             phases.append((THINK_OPEN, self._params(max_tokens=self.settings.reasoning_budget, stop=[THINK_CLOSE])))
@@ -304,25 +383,33 @@ class SessionEngine(ReviewActions):
                 if deltas[1] and self._stop_unsafe_draft(splitter.answer, reply):
                     stream.close()  # the unsafe text is never shown
                     break
-                yield from self._emit(deltas, reply, started)
-                if splitter.retracted and not reply.notes.get("retracted"):
-                    # Text already shown as answer turned out to be reasoning: redraw it.
-                    reply.notes["retracted"] = True
-                    yield TurnEvent("rewrite", splitter.answer)
+                yield from self._emit(deltas, splitter, shown, reply, started)
             reply.tokens_in += stream.usage.prompt_tokens
             reply.tokens_out += stream.usage.completion_tokens
             if reply.blocked is not None:
                 break
             if prefix_kind:
                 reply.notes["reasoning_finish"] = stream.usage.finish_reason
-                yield from self._emit(splitter.feed(THINK_CLOSE + "\n"), reply, started)
+                yield from self._emit(splitter.feed(THINK_CLOSE + "\n"), splitter, shown, reply, started)
         if reply.blocked is None:
-            yield from self._emit(splitter.finish(), reply, started)
+            yield from self._emit(splitter.finish(), splitter, shown, reply, started, final=True)
+        yield from self._finish_reply(splitter, shown, reply, ref)
+
+    def _finish_reply(self, splitter: StreamSplitter, shown: _Shown, reply: _Reply,
+                      ref: leak_screen.Reference) -> Iterator[TurnEvent]:
+        """Fill in the reply's final reasoning and answer, leak-screened; a draft the safety screen
+        stopped is replaced by the safe reply. Redraws the answer where it differs from what was shown."""
         result = splitter.result()
-        reply.reasoning, reply.answer = result.reasoning or "", result.answer
+        reasoning = leak_screen.screen(result.reasoning or "", ref)
+        answer = leak_screen.screen_answer(result.answer, ref)
+        reply.reasoning, reply.answer = reasoning.text, answer.text
+        if reasoning.spans or answer.spans:  # counts only: the leaked text itself is not kept anywhere
+            reply.notes["leak_screen"] = {"answer_spans": answer.spans, "reasoning_spans": reasoning.spans,
+                                          "fallback": answer.fallback}
         if reply.blocked is not None:
-            reply.notes["blocked_draft"] = result.answer
+            reply.notes["blocked_draft"] = leak_screen.screen(result.answer, ref).text
             reply.answer = redacted_draft_reply(self.safety.resources)
+        if reply.answer.strip() != shown.answer.strip():  # a blocked draft, an answer that was mostly leak
             yield TurnEvent("rewrite", reply.answer)
         if result.status not in ("ok", "none"):
             reply.notes["reasoning_status"] = result.status
@@ -333,14 +420,13 @@ class SessionEngine(ReviewActions):
             reply.blocked = verdict
         return verdict is not None
 
-    def _emit(self, deltas: tuple[str, str], reply: _Reply, started: float) -> Iterator[TurnEvent]:
-        reasoning, answer = deltas
-        if (reasoning or answer) and reply.ttft_ms is None:
+    def _emit(self, deltas: tuple[str, str], splitter: StreamSplitter, shown: _Shown, reply: _Reply,
+              started: float, final: bool = False) -> Iterator[TurnEvent]:
+        if any(deltas) and reply.ttft_ms is None:
             reply.ttft_ms = int((time.perf_counter() - started) * 1000)
-        if reasoning:
-            yield TurnEvent("reasoning", reasoning)
-        if answer:
-            yield TurnEvent("answer", answer)
+        if splitter.retracted:  # text already shown as answer was reasoning; _Shown redraws it
+            reply.notes["retracted"] = True
+        yield from shown.update(splitter.reasoning, splitter.answer, final)
 
     # ----- prompt ---------------------------------------------------------------------------
     def _params(self, **overrides) -> GenParams:
@@ -350,24 +436,35 @@ class SessionEngine(ReviewActions):
         base.update(overrides)
         return GenParams(**base)
 
-    def _history(self, session: dict, entry: CatalogEntry, reasoning: bool) -> list[dict]:
-        """System prompt plus as many recent turns as fit the context (answers only)."""
-        previous = None
-        if session["course_index"] > 1:
-            course = self.sessions.course(session["course_id"])
-            earlier = [s for s in course if s["course_index"] == session["course_index"] - 1]
-            previous = earlier[0]["summary"] if earlier else None
+    def _previous_summary(self, session: dict) -> str | None:
+        if session["course_index"] <= 1:
+            return None
+        course = self.sessions.course(session["course_id"])
+        earlier = [s for s in course if s["course_index"] == session["course_index"] - 1]
+        return earlier[0]["summary"] if earlier else None
+
+    def _system_prompt(self, session: dict, reasoning: bool, with_summary: bool = True) -> str:
+        previous = self._previous_summary(session) if with_summary else None
         system = prompts.system_prompt(session["modality"], reasoning, session["course_index"], previous)
         if self.safety.open_flags(session):
             system += "\n\n" + SAFETY_NOTE
+        return system
+
+    def _leak_reference(self, session: dict, reasoning: bool) -> leak_screen.Reference:
+        """What the therapist must not copy: its instructions. The previous session's summary is
+        left out (the therapist may quote it), and so is the AI disclosure it is told to give."""
+        return leak_screen.reference(self._system_prompt(session, reasoning, with_summary=False),
+                                     allowed=[prompts.AI_DISCLOSURE])
+
+    def _history(self, session: dict, entry: CatalogEntry, reasoning: bool, backend=None) -> list[dict]:
+        """System prompt plus as many recent turns as fit the context (answers only), counted with
+        ``backend``'s tokenizer where it has one. ContextOverflow if the latest message alone
+        does not fit."""
+        system = self._system_prompt(session, reasoning)
         turns = [t for t in self.sessions.turns(session["id"]) if t["role"] in ("patient", "therapist")]
         convo = [{"role": "user" if t["role"] == "patient" else "assistant", "content": t["content"]}
                  for t in turns]
-        budget_chars = (self.settings.n_ctx - self.settings.max_tokens - self.settings.reasoning_budget
-                        - 64) * CHARS_PER_TOKEN - len(system)
-        # Drop the oldest exchanges first; the latest patient message always stays.
-        while len(convo) > 1 and sum(len(m["content"]) for m in convo) > budget_chars:
-            convo.pop(0)
-        while convo and convo[0]["role"] == "assistant":
-            convo.pop(0)
-        return [{"role": "system", "content": system}] + convo
+        count, s = _token_counter(backend), self.settings
+        budget = (s.n_ctx - s.max_tokens - s.reasoning_budget - CONTEXT_MARGIN_TOKENS
+                  - count(system) - MESSAGE_OVERHEAD_TOKENS)
+        return [{"role": "system", "content": system}] + _recent_that_fit(convo, budget, count)

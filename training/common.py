@@ -151,7 +151,7 @@ def progress_callback(path: Path, reporter=None):
             eta = elapsed / max(state.global_step, 1) * (total - state.global_step)
             record = {"step": state.global_step, "total": total, "epoch": round(state.epoch or 0, 3),
                       "loss": logs.get("loss"), "eval_loss": logs.get("eval_loss"),
-                      "lr": logs.get("learning_rate"), "num_tokens": logs.get("num_tokens"), "eta_s": round(eta, 1), "elapsed_s": round(elapsed, 1)}
+                      "lr": logs.get("learning_rate"), "num_tokens": logs.get("num_tokens"), "eta_s": round(eta, 1), "elapsed_s": round(elapsed, 3)}
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
             if reporter is not None:

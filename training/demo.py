@@ -62,6 +62,7 @@ class DemoConfig:
     think_prompts: int = 20
     think_max_tokens: int = 16
     parity_tokens: int = 8              # > 0: also compare hf+PEFT with GGUF+LoRA on those prompts
+    measure_only: bool = False          # measure the shipped adapters again; no training
 
 
 def _check(config: DemoConfig) -> None:
@@ -89,6 +90,12 @@ def train_config(config: DemoConfig, variant: str) -> TrainConfig:
                    seed=config.seed, base="embedded", device="auto")
 
 
+def _spread(items: list, n: int) -> list:
+    """``n`` items picked at even steps over ``items`` (all of them when there are fewer)."""
+    step = max(1, len(items) / n) if n > 0 else 1
+    return [items[int(i * step)] for i in range(min(n, len(items)))]
+
+
 def validation_prompts(dataset_dir: Path, n: int) -> list[list[dict]]:
     """``n`` conversation prefixes that end before a therapist answer, spread over the validation set."""
     prompts = []
@@ -101,8 +108,24 @@ def validation_prompts(dataset_dir: Path, n: int) -> list[list[dict]]:
         prompts += [messages[:i] for i, m in enumerate(messages) if m["role"] == "assistant" and i > 1]
     if not prompts:
         raise ValueError(f"{dataset_dir}: the validation split has no prompts")
-    step = max(1, len(prompts) / n)
-    return [prompts[int(i * step)] for i in range(min(n, len(prompts)))]
+    return _spread(prompts, n)
+
+
+def held_out_prompts(bcfg: BuildConfig, dataset_dir: Path, n: int) -> list[list[dict]]:
+    """``n`` prompts from patients the adapter never trained on: its validation split first, then,
+    when that is short (ORPO sets use only the first ``limit`` transcripts), prompts cut the same
+    way from the modality's other transcripts whose patients are not in the training split."""
+    prompts = validation_prompts(dataset_dir, n)
+    if len(prompts) >= n or not bcfg.limit:
+        return prompts
+    from training.build import orpo_records
+    from training.corpus import load_corpus
+    trained = {json.loads(line)["patient_id"]
+               for line in (dataset_dir / "train.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()}
+    transcripts = [t for t in load_corpus(bcfg.sources) if bcfg.modality in ("all", t.modality)][bcfg.limit:]
+    extra = [record["prompt"] for t in transcripts if t.patient_id not in trained
+             for record in orpo_records(t, bcfg.reasoning, lambda _prompt: "", bcfg.window)]
+    return prompts + _spread(extra, n - len(prompts))
 
 
 def think_rate(generate: Callable[[list[dict]], str], prompts: list[list[dict]]) -> float:
@@ -135,31 +158,48 @@ def ship(adapter_dir: Path, dest: Path, variant_id: str, extra_metrics: dict) ->
     return card
 
 
-def make_variant(config: DemoConfig, variant: str, work: Path, out_dir: Path, reporter=None,
-                 log: Callable[[str], None] = print) -> dict:
-    """Build, train, measure and ship one variant; return its shipped card."""
-    from training import orpo, sft
-    bcfg = build_config(config, variant)
-    # ORPO's rejected side is the base model's own sampled answer, as in the study
-    generate = _sampled_base(bcfg.rejected_max_tokens, config.seed) if bcfg.kind == "orpo" else None
-    log(f"[{variant}] building dataset {bcfg.name}")
-    dataset = build(bcfg, work, generate=generate)
-    tcfg = train_config(config, variant)
-    log(f"[{variant}] training ({VARIANTS[variant][2]}, {tcfg.max_steps} steps)")
-    card = (orpo if VARIANTS[variant][2] == "orpo" else sft).main(tcfg, work, reporter=reporter)
-    adapter_dir = work / "adapters" / variant
-    prompts = validation_prompts(dataset, config.think_prompts)
+def measure(config: DemoConfig, bcfg: BuildConfig, dataset: Path, adapter_dir: Path, work: Path) -> dict:
+    """The <think> rates (adapter and base) and, optionally, hf/llama.cpp parity on held-out prompts."""
+    prompts = held_out_prompts(bcfg, dataset, config.think_prompts)
     rates = {"think_rate": think_rate(llama_generator(adapter_dir / "adapter.gguf", config.think_max_tokens), prompts),
              "base_think_rate": think_rate(llama_generator(None, config.think_max_tokens), prompts),
              "think_prompts": len(prompts)}
     if config.parity_tokens > 0:
         from models.embedded import ensure_embedded_hf
-        from training.parity import measure
-        rates["parity"] = measure(adapter_dir, ensure_embedded_hf(work), prompts, config.parity_tokens)
-    shipped = ship(adapter_dir, out_dir / f"{config.prefix}{variant}", f"{config.prefix}{variant}", rates)
+        from training.parity import measure as parity
+        rates["parity"] = parity(adapter_dir, ensure_embedded_hf(work), prompts, config.parity_tokens)
+    return rates
+
+
+def make_variant(config: DemoConfig, variant: str, work: Path, out_dir: Path, reporter=None,
+                 log: Callable[[str], None] = print) -> dict:
+    """Build, train, measure and ship one variant (or, with ``measure_only``, measure the shipped
+    one again on its dataset); return its shipped card."""
+    from training import orpo, sft
+    bcfg = build_config(config, variant)
+    dataset = work / "datasets" / bcfg.name
+    shipped_dir = out_dir / f"{config.prefix}{variant}"
+    if not (config.measure_only and (dataset / "train.jsonl").is_file()):
+        # ORPO's rejected side is the base model's own sampled answer, as in the study
+        generate = _sampled_base(bcfg.rejected_max_tokens, config.seed) if bcfg.kind == "orpo" else None
+        log(f"[{variant}] building dataset {bcfg.name}")
+        dataset = build(bcfg, work, generate=generate)
+    if config.measure_only:
+        if not (shipped_dir / "card.json").is_file():
+            raise FileNotFoundError(f"{shipped_dir}: no shipped adapter to measure (run without measure_only first)")
+        log(f"[{variant}] measuring the shipped adapter again")
+        shipped = ship(shipped_dir, shipped_dir, f"{config.prefix}{variant}",
+                       measure(config, bcfg, dataset, shipped_dir, work))
+    else:
+        tcfg = train_config(config, variant)
+        log(f"[{variant}] training ({VARIANTS[variant][2]}, {tcfg.max_steps} steps)")
+        (orpo if VARIANTS[variant][2] == "orpo" else sft).main(tcfg, work, reporter=reporter)
+        adapter_dir = work / "adapters" / variant
+        shipped = ship(adapter_dir, shipped_dir, f"{config.prefix}{variant}",
+                       measure(config, bcfg, dataset, adapter_dir, work))
     m = shipped["metrics"]
     log(f"[{variant}] validation loss {m.get('base_eval_loss')} -> {m.get('eval_loss')}; "
-        f"<think> rate {m['base_think_rate']} -> {m['think_rate']} over {len(prompts)} prompts ({card['id']})")
+        f"<think> rate {m['base_think_rate']} -> {m['think_rate']} over {m['think_prompts']} prompts")
     return shipped
 
 

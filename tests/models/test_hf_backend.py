@@ -5,6 +5,7 @@ One module-scoped checkpoint build (~20-40 s on 2 cores) feeds every test; gener
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -199,3 +200,20 @@ def test_missing_paths_raise_model_not_found(ckpt, tmp_path):
         HFBackend("x", ckpt, adapter_path=tmp_path / "no-such-adapter")
     with pytest.raises(ModelNotFoundError):
         get_host(missing)
+
+
+def test_every_generation_runs_on_the_hosts_one_long_lived_thread(base, monkeypatch):
+    """A fresh thread per reply pays PyTorch's per-thread warm-up each time (3x slower on a GPU)."""
+    host = base.host()
+    real = host.model.generate
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(host.model, "generate", spy)
+    for _ in range(3):
+        assert base.stream(CHAT, GenParams(max_tokens=3, **GREEDY)).text()
+    assert len(seen) == 3 and len(set(seen)) == 1 and seen[0] != threading.get_ident()
+

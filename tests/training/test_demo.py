@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from training.demo import VARIANTS, think_rate, validation_prompts
+from training.build import BuildConfig, build
+from training.demo import VARIANTS, held_out_prompts, think_rate, validation_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "adapters"
@@ -53,6 +54,7 @@ def test_card_metrics_show_the_adapter_beats_the_base_on_held_out_patients(adapt
     m = _card(adapter_id)["metrics"]
     assert m["n_validation"] > 0 and m["steps"] > 0
     assert m["eval_loss"] < m["base_eval_loss"]
+    assert m["think_prompts"] >= 20  # the rate is measured over at least 20 held-out prompts
     if adapter_id.endswith("think"):
         assert m["think_rate"] > 0.5 >= m["base_think_rate"]
     else:
@@ -93,6 +95,28 @@ def test_validation_prompts_end_before_a_therapist_answer(tmp_path):
     assert len(validation_prompts(tmp_path, 2)) == 2
 
 
+def test_held_out_prompts_top_up_a_small_orpo_set_from_untrained_patients(tmp_path):
+    """ORPO sets use the first ``limit`` transcripts: their few validation prompts are topped up
+    from other transcripts, never from a patient the adapter trained on."""
+    config = BuildConfig(kind="orpo", modality="act", reasoning=True, name="orpo-few", limit=4, window=1)
+    dataset = build(config, tmp_path, generate=lambda prompt: "a rejected answer")
+    rows = lambda split: [json.loads(x) for x in (dataset / f"{split}.jsonl").read_text().splitlines()]
+    trained = {r["patient_id"] for r in rows("train")}
+    trained_prompts = [r["prompt"] for r in rows("train")]
+    own = validation_prompts(dataset, 20)
+    assert 0 < len(own) < 20
+    prompts = held_out_prompts(config, dataset, 20)
+    assert len(prompts) == 20 and prompts[:len(own)] == own
+    assert not any(p in trained_prompts for p in prompts)
+    from training.corpus import load_corpus
+    untrained_says = {turn.content for t in load_corpus(config.sources) if t.modality == "act"
+                      and t.patient_id not in trained for turn in t.turns if turn.role == "patient"}
+    assert all(p[-1]["role"] == "user" and p[-1]["content"] in untrained_says for p in prompts)
+    sft = BuildConfig(kind="sft", modality="act", reasoning=False, name="sft-all", window=1)
+    sft_set = build(sft, tmp_path)
+    assert held_out_prompts(sft, sft_set, 20) == validation_prompts(sft_set, 20)
+
+
 def test_demo_command_in_miniature(embedded_hf_data_dir, tmp_path):
     """One variant, one step: built, trained, measured and shipped to ``out_dir`` with its numbers."""
     data = tmp_path / "data"
@@ -112,6 +136,15 @@ def test_demo_command_in_miniature(embedded_hf_data_dir, tmp_path):
     assert m["parity"]["prompts"] == 2 and 0 <= m["parity"]["first_token"] <= 1
     assert (out / "demo-act-sft-plain" / "adapter.gguf").is_file()
     assert "demo-act-sft-plain" in result.stdout and "->" in result.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "training", "--data-dir", str(data), "demo-adapters", "variants=[act-sft-plain]",
+         f"out_dir={out}", "measure_only=true", "think_prompts=3", "parity_tokens=0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    remeasured = json.loads((out / "demo-act-sft-plain" / "card.json").read_text())
+    assert remeasured["metrics"]["think_prompts"] == 3 and remeasured["metrics"]["steps"] == 1
+    assert remeasured["metrics"]["eval_loss"] == m["eval_loss"] and "training (" not in again.stdout
+    assert (out / "demo-act-sft-plain" / "adapter.gguf").is_file()
     bad = subprocess.run([sys.executable, "-m", "training", "--data-dir", str(data), "demo-adapters",
                           "variants=[nope]"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown demo variant" in bad.stderr
