@@ -31,7 +31,7 @@ from typing import Any
 
 from eval.reliability import (AgreementError, BlandAltman, ICC, bland_altman, icc,  # noqa: F401 (re-exported)
                               krippendorff_alpha, spearman, weighted_kappa)
-from eval.rubrics import Rubric, load_rubric, user_rubrics_dir
+from eval.rubrics import Rubric, load_user_rubric
 
 HUMAN_VS_HUMAN = "human vs human"
 PRIMARY = "total"          # the primary total's key in a rating, next to the named totals
@@ -295,7 +295,7 @@ def add_agreement_parser(sub, name: str = "agreement") -> argparse.ArgumentParse
 
 def agreement_command(args: argparse.Namespace, ctx: Any) -> int:
     """Print the agreement table for ``args.rubric``; ``ctx`` has ``store`` and ``settings``."""
-    rubric = load_rubric(args.rubric, [user_rubrics_dir(ctx.settings.data_dir)])
+    rubric = load_user_rubric(args.rubric, ctx.settings.data_dir)
     ratings = load_ratings(ctx.store, rubric, study=args.study, judge_run_id=args.judge_run)
     rows = agreement(ratings, rubric)
     scope = f" in study {args.study}" if args.study else ""

@@ -39,13 +39,13 @@ def _score_columns(rubric, scores: dict) -> dict:
 
 def study_scores(services, config) -> tuple[list[dict], list[dict]]:
     """(rows, dropped): one row per session and rater with every score column; dropped ratings."""
-    from eval.rubrics import load_rubric, user_rubrics_dir
+    from eval.rubrics import load_user_rubric
     from store.ratings import RatingStore
     ratings = RatingStore(services.store)
     sessions = {s["id"]: s for s in services.store.db["sessions"].rows_where(
         "study = ? AND simulated = 1 AND status = 'ended'", [config.name])}
     labels = config.labels()
-    rubrics = {r: load_rubric(r, [user_rubrics_dir(services.settings.data_dir)]) for r in config.rubrics}
+    rubrics = {r: load_user_rubric(r, services.settings.data_dir) for r in config.rubrics}
     rows: dict[tuple[str, str], dict] = {}
     dropped = []
 
@@ -155,13 +155,13 @@ def item_heatmap(services, config, rater: str, rubric, path: Path) -> Path | Non
 def write_report(services, config, log: Callable[[str], None] = print) -> Path:
     """Analyse the study's scores and write the report folder; return its report.md."""
     from eval import stats
-    from eval.rubrics import load_rubric, user_rubrics_dir
+    from eval.rubrics import load_user_rubric
     folder = report_dir(services.settings.data_dir, config.name)
     folder.mkdir(parents=True, exist_ok=True)
     rows, dropped = study_scores(services, config)
     write_csv(folder / "scores.csv", rows or [{"session": ""}])
     order = [v.label or v.id for v in config.variant_list()]
-    rubrics = {r: load_rubric(r, [user_rubrics_dir(services.settings.data_dir)]) for r in config.rubrics}
+    rubrics = {r: load_user_rubric(r, services.settings.data_dir) for r in config.rubrics}
     sections, descriptives, tests, plots = [], [], [], []
     for rater in sorted({r["rater"] for r in rows}):
         mine = [r for r in rows if r["rater"] == rater]

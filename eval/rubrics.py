@@ -229,6 +229,11 @@ def user_rubrics_dir(data_dir: Path | str) -> Path:
     return Path(data_dir) / "rubrics"
 
 
+def load_user_rubric(id_or_path: str | Path, data_dir: Path | str) -> Rubric:
+    """``load_rubric`` that also looks in the data directory's own rubrics (what every command does)."""
+    return load_rubric(id_or_path, [user_rubrics_dir(data_dir)])
+
+
 def rubric_dirs(extra_dirs: Iterable[Path | str] = ()) -> list[Path]:
     return [RUBRICS_DIR, *(Path(d) for d in extra_dirs)]
 

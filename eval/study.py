@@ -100,7 +100,7 @@ def check_study(config: StudyConfig) -> None:
 
 def check_models(services, config: StudyConfig) -> None:
     """Every model and rubric exists (catalog, rubric files) before the first session runs."""
-    from eval.rubrics import load_rubric, user_rubrics_dir
+    from eval.rubrics import load_user_rubric
     missing = []
     for model_id in [v.id for v in config.variant_list()] + [config.patient_model, *config.judges]:
         try:
@@ -111,7 +111,7 @@ def check_models(services, config: StudyConfig) -> None:
         raise StudyError(f"study {config.name!r}: not in the model catalog: {', '.join(sorted(set(missing)))} "
                          f"(python -m models list shows what is)")
     for rubric_id in config.rubrics:
-        load_rubric(rubric_id, [user_rubrics_dir(services.settings.data_dir)])
+        load_user_rubric(rubric_id, services.settings.data_dir)
 
 
 def resolve_study_personas(services, config: StudyConfig) -> list:
@@ -150,12 +150,12 @@ def simulate_stage(services, config: StudyConfig, reporter=None, log: Callable[[
 
 
 def judge_stage(services, config: StudyConfig, reporter=None, log: Callable[[str], None] = print) -> list[dict]:
-    from eval.rubrics import load_rubric, user_rubrics_dir
+    from eval.rubrics import load_user_rubric
     from eval.runs import JudgeRunSpec, run_judge, run_line
     runs = []
     for judge in config.judges:
         for rubric_id in config.rubrics:
-            rubric = load_rubric(rubric_id, [user_rubrics_dir(services.settings.data_dir)])
+            rubric = load_user_rubric(rubric_id, services.settings.data_dir)
             spec = JudgeRunSpec(rubric.id, judge, f"study:{config.name}", config.concurrency,
                                 config.include_reasoning)
             run = run_judge(services, spec, rubric, created_by="study", reporter=reporter, show_progress=True)

@@ -72,6 +72,10 @@ class ReviewActions:
         text = CONTROL_CHARS.sub("", text or "").strip()
         if not text:
             raise TurnRejected("The reply is empty.")
+        try:  # same rule as a patient message: a lone surrogate cannot be stored
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TurnRejected("The reply contains a broken character (invalid Unicode); please retype it.") from None
         if len(text) > self.settings.max_message_chars:
             raise TurnRejected(f"The reply is longer than {self.settings.max_message_chars:,} characters.")
         return text

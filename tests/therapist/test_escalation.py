@@ -82,6 +82,8 @@ def test_supervisor_approves_edits_or_replaces_held_drafts(svc):
     assert replaced["content"] == "I'm here. Take your time."
     with pytest.raises(TurnRejected, match="empty"):
         svc.engine.supervisor_reply(sid, "   ", "sup")
+    with pytest.raises(TurnRejected, match="broken character"):  # a lone surrogate cannot be stored
+        svc.engine.supervisor_reply(sid, "I hear you \ud800", "sup")
     roles = [t["role"] for t in svc.sessions.turns(sid)]
     assert roles == ["patient", "therapist", "patient", "therapist", "patient", "patient", "therapist"]
     actions = [a["action"] for a in svc.audit.recent(50) if a["target"] == sid]
