@@ -76,7 +76,8 @@ def run_batch(services, specs: list[SimSpec], concurrency: int = 1, reporter=Non
     from tqdm import tqdm
     summary = BatchSummary(planned=sum(s.course_sessions for s in specs))
     bar = tqdm(total=len(specs), desc="simulating", unit="combo", disable=not show_progress)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         futures = {pool.submit(run_spec, services, spec, summary): spec for spec in specs}
         for done_count, future in enumerate(as_completed(futures), start=1):
             spec = futures[future]
@@ -89,6 +90,12 @@ def run_batch(services, specs: list[SimSpec], concurrency: int = 1, reporter=Non
             if reporter is not None:
                 reporter.progress(done_count, len(specs), ran=summary.ran, skipped=summary.skipped,
                                   failed=len(summary.failed))
+    except BaseException:
+        # Cancelled (SIGTERM, Ctrl-C): drop the queued sessions instead of running them all, as a
+        # plain ``with`` block would; the ones already running finish, and a re-run resumes.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     bar.close()
     return summary
 

@@ -175,3 +175,21 @@ def test_guard_sends_back_a_turn_that_recites_the_persona_brief():
     assert check_turn("You are Sam, 34, a nurse who has felt numb.", brief=brief).repairs == {"echo": 1}
     assert check_turn("Well, I'm 34, a nurse who has felt numb and stuck since a breakup.", brief=brief).regenerate
     assert not check_turn("Since the breakup I just feel numb at work.", brief=brief).regenerate
+
+
+def test_a_cancelled_batch_drops_its_queued_sessions_and_resumes_later(svc):
+    """SIGTERM raises JobCancelled in the main thread; the queued sessions must not all run first
+    (a plain ``with ThreadPoolExecutor`` waits for every one of them on the way out)."""
+    from store.jobs import JobCancelled
+    specs = plan([stored(svc, 0), stored(svc, 1)], ["therapist"], "patient", turns=1, repeats=3, study="cancel")
+
+    class CancelAtFirstProgress:
+        def progress(self, *args, **kwargs):
+            raise JobCancelled()
+
+    with pytest.raises(JobCancelled):
+        run_batch(svc, specs, concurrency=1, reporter=CancelAtFirstProgress(), show_progress=False)
+    ended = lambda: [r for r in svc.store.db.query("SELECT id FROM sessions WHERE study='cancel' AND status='ended'")]
+    assert 1 <= len(ended()) <= 2 < len(specs)
+    rest = run_batch(svc, specs, concurrency=1, show_progress=False)
+    assert rest.ran + rest.skipped == len(specs) and len(ended()) == len(specs)
