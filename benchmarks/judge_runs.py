@@ -1,7 +1,7 @@
 """Judge-run rates on simulated smoke sessions: how often answers are ok / partial / failed, and
 how long a rating takes, per rubric, with any catalog judge.
 
-    python benchmarks/judge_runs.py [--sessions 6] [--turns 4] [--judge default] [--rubrics tes,ctrs,act-fm]
+    python -m benchmarks.judge_runs [--sessions 6] [--turns 4] [--judge default] [--rubrics tes,ctrs,act-fm]
 
 Simulates the sessions into a temporary data dir (``python -m patient_sim simulate``), then runs
 ``python -m eval judge`` once per rubric, exactly as a user would, and prints the stored counts.
@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.figures import Figure, add_figures_argument, write_figures  # noqa: E402
 
 
 def run(args: list[str]) -> None:
@@ -31,7 +34,9 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--judge", default="default")
     parser.add_argument("--rubrics", default="tes,ctrs,act-fm")
+    add_figures_argument(parser)
     args = parser.parse_args()
+    figures = []
     with tempfile.TemporaryDirectory() as data:
         run(["patient_sim", "--data-dir", data, "simulate", "--therapist", "default", "--personas",
              f"sample:{args.sessions}", "--turns", str(args.turns), "--study", "smoke"])
@@ -53,6 +58,10 @@ def main() -> int:
                   f"{attempts:.2f} attempts per rating, {seconds / total:.1f} s per rating (incl. start-up)")
             for problem in problems:
                 print(f"    not ok: {problem}")
+            figures.append(Figure(f"judge sessions per hour ({rubric}, judge {args.judge}, {args.turns}-exchange "
+                                  f"sessions; {ok}/{total} parsed complete)", 3600 * total / seconds, None, "",
+                                  "sessions/h", "judge_runs"))
+    write_figures(args.figures, figures)
     return 0
 
 

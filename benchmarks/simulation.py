@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.figures import Figure, add_figures_argument, write_figures
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-turns", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    add_figures_argument(parser)
     args = parser.parse_args(argv)
     c1 = sessions_per_hour(1, args.sessions, args.turns, args.seed)
     c2 = sessions_per_hour(2, args.sessions, args.turns, args.seed)
@@ -77,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'s per exchange, exchange ' + str(args.long_turns) + ' vs 2':<44}{per[-1]:>10.2f}{per[1]:>10.2f}"
           f"{per[-1] / per[1]:>8.2f}")
     print("per-exchange medians (s): " + " ".join(f"{x:.2f}" for x in per))
+    write_figures(args.figures, [
+        Figure(f"simulated sessions per hour ({args.turns} exchanges), concurrency 2 vs 1", c2, c1, "",
+               "sessions/h", "simulation"),
+        Figure(f"seconds per simulated exchange, exchange {args.long_turns} vs 2", per[-1], per[1], "",
+               "s", "simulation")])
     return 0
 
 

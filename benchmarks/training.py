@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.figures import Figure, add_figures_argument, write_figures
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,6 +72,7 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--checkpoint", type=Path, help="a transformers checkpoint (default: the embedded model)")
+    add_figures_argument(parser)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,6 +94,12 @@ def main() -> int:
           f"(target <= 1.1); tokens/s ours {tokens['ours']:.0f}, plain {tokens['plain']:.0f} "
           f"(batch 1, max length {args.max_length}, "
           f"{'bf16 on CUDA' if args.device == 'cuda' else f'fp32, {os.cpu_count()} CPUs'})")
+    where = "CUDA bf16" if args.device == "cuda" else f"CPU fp32, {os.cpu_count()} cores"
+    write_figures(args.figures, [
+        Figure(f"SFT step time: python -m training sft vs plain TRL ({where})", step["ours"], step["plain"],
+               "<= 1.1", "s/step", "training"),
+        Figure(f"SFT tokens per second, ours vs plain TRL ({where})", tokens["ours"], tokens["plain"], "",
+               "tokens/s", "training")])
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures import Figure, add_figures_argument, write_figures  # noqa: E402
 from models.compute_thread import COMPUTE  # noqa: E402  (after the path is set)
 
 PATIENT_LINES = [
@@ -159,9 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--json", action="store_true")
+    add_figures_argument(parser)
     args = parser.parse_args(argv)
     result = {"throughput": throughput(args.trials, args.max_tokens),
               "ttft": ttft_over_session(args.turns, args.max_tokens)}
+    tp, tt = result["throughput"], result["ttft"]
+    write_figures(args.figures, [
+        Figure("turn throughput: app turn vs raw llama-cpp-python", tp["app_tokens_per_s"], tp["raw_tokens_per_s"],
+               ">= 0.95", "tokens/s", "turn_latency"),
+        Figure(f"time to first token, turn {args.turns} vs turn 2 of a session", tt[f"ttft_turn{args.turns}_ms"],
+               tt["ttft_turn2_ms"], "<= 1.5", "ms", "turn_latency")])
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
