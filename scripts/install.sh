@@ -6,6 +6,11 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
+# The end-to-end tests (tests/e2e) drive Debian's chromium; install it when we can (root and apt-get).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null \
+    || echo "warning: could not install chromium; the browser tests (tests/e2e) will be skipped" >&2
+fi
 stamp=.venv/.requirements.sha256
 want="$(sha256sum requirements.txt | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

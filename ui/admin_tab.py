@@ -169,7 +169,7 @@ def _build_judge(h: AdminHandlers, models: list) -> tuple:
             reasoning = gr.Checkbox(False, label="Let the judge see the therapist's reasoning")
             new_run = gr.Checkbox(False, label="Start a new run (do not continue)")
             launch = gr.Button("Launch judge job", variant="primary")
-        runs = gr.Dataframe(headers=RUN_HEADERS, interactive=False, wrap=True, label="Judge runs")
+        runs = gr.Dataframe(headers=RUN_HEADERS, interactive=False, wrap=True, label="Judge runs", elem_id="judge-runs")
     with gr.Tab("Agreement"):
         gr.Markdown("How well judges agree with human raters, and humans with each other, per item and per "
                     "total: ICC(2,1), quadratic-weighted kappa, Krippendorff's alpha, Spearman, mean bias.")
@@ -206,12 +206,13 @@ def build_admin(services: Services, access: Access) -> gr.Timer:
     build_train(services, access, timer)
     build_study(services, access)
     gr.Markdown("### Jobs")
-    jobs = gr.Dataframe(headers=JOB_HEADERS, interactive=False, wrap=True, label="Jobs (click one to see its log)")
+    jobs = gr.Dataframe(headers=JOB_HEADERS, interactive=False, wrap=True, label="Jobs (click one to see its log)",
+                        elem_id="admin-jobs")
     with gr.Row():
         job_id = gr.Textbox(label="Job id", scale=3)
         cancel = gr.Button("Cancel job", variant="stop", scale=1)
     log = gr.Textbox(label="Log (last lines)", lines=8, interactive=False)
-    status = gr.Markdown()
+    status = gr.Markdown(elem_id="admin-status")
     launch.click(h.launch_simulation, [therapists, personas, patient, turns, repeats, concurrency, study],
                  [status, jobs], api_name="admin_simulate")
     launch_judge.click(h.launch_judge, list(judge_inputs), [status, jobs, runs], api_name="admin_judge")

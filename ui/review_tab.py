@@ -122,7 +122,7 @@ class ReviewHandlers:
     def _form(sid, rubric: Rubric | None, ratings: list[dict], rater: str) -> list:
         """(rubric description, comment, *one update per radio group)."""
         if rubric is None:
-            return ["*Choose a rubric to rate this session.*", "", *[gr.update(visible=False, value=None)] * MAX_FORM_ITEMS]
+            return ["*Choose a rubric to rate this session.*", "", *[gr.update(visible=False, value=None) for _ in range(MAX_FORM_ITEMS)]]
         own = next((r for r in ratings if r["rater_kind"] == "human" and r["rater_id"] == rater), None) if sid else None
         fields = rubric.form_fields()
         if len(fields) > MAX_FORM_ITEMS:
@@ -134,7 +134,7 @@ class ReviewHandlers:
             updates.append(gr.update(visible=True, label=f"{f['number']}. {f['title']}", choices=f["choices"],
                                      info=f"{f['guidance']}  [{anchors}]",
                                      value=(own or {}).get("scores", {}).get(f["id"])))
-        updates += [gr.update(visible=False, value=None)] * (MAX_FORM_ITEMS - len(fields))
+        updates += [gr.update(visible=False, value=None) for _ in range(MAX_FORM_ITEMS - len(fields))]
         about = f"**{rubric.name}** (v{rubric.version}): {rubric.description}"
         if own:
             about += f"\n\n*You rated this session on {own['updated_utc'][:16]} UTC; saving again edits your rating.*"
@@ -180,7 +180,8 @@ def build_review(services: Services, access: Access, app: gr.Blocks) -> None:
         find = gr.Button("Find sessions", variant="primary", scale=1)
         refresh = gr.Button("Refresh filters", scale=1)
     found_line = gr.Markdown()
-    found = gr.Dataframe(headers=FIND_HEADERS, interactive=False, wrap=True, label="Sessions (click one to open it)")
+    found = gr.Dataframe(headers=FIND_HEADERS, interactive=False, wrap=True, label="Sessions (click one to open it)",
+                         elem_id="review-found")
     with gr.Row():
         sid = gr.Textbox(label="Session id", scale=3)
         rubric = gr.Dropdown(h.rubric_choices(), value=None, label="Rubric", scale=2)
@@ -189,15 +190,17 @@ def build_review(services: Services, access: Access, app: gr.Blocks) -> None:
     header = gr.Markdown()
     with gr.Row():
         with gr.Column(scale=3):
-            chat = gr.Chatbot(label="Transcript", height=520)
+            chat = gr.Chatbot(label="Transcript", height=520, elem_id="review-chat")
             ratings = gr.Dataframe(headers=["Item"], interactive=False, wrap=True,
-                                   label="Ratings of this session (humans, then judges)")
+                                   label="Ratings of this session (humans, then judges)",
+                                   elem_id="review-ratings")
         with gr.Column(scale=2):
             about = gr.Markdown("*Choose a rubric to rate this session.*")
-            items = [gr.Radio(choices=[], visible=False, label=f"Item {i + 1}") for i in range(MAX_FORM_ITEMS)]
+            items = [gr.Radio(choices=[], visible=False, label=f"Item {i + 1}", elem_id=f"review-item-{i + 1}")
+                     for i in range(MAX_FORM_ITEMS)]
             comment = gr.Textbox(label="Comment (optional)", lines=3)
             save = gr.Button("Save my rating", variant="primary")
-            saved = gr.Markdown()
+            saved = gr.Markdown(elem_id="review-saved")
     find_inputs = [study, modality, model, flag, source, text]
     find.click(h.find, find_inputs, [found, found_line], api_name="review_find")
     text.submit(h.find, find_inputs, [found, found_line], api_name=False)

@@ -218,7 +218,7 @@ def build_session(services: Services, access: Access, app: gr.Blocks) -> None:
             modality = gr.Radio(MODALITIES, value="cbt", label="Therapy approach")
             model = gr.Dropdown(h.model_choices("cbt"), value="default", label="Therapist model")
             show = gr.Checkbox(False, label="Show reasoning (supervisor / researcher view)")
-        chat = gr.Chatbot(label="Session", height=460, feedback_options=("Like", "Dislike"))
+        chat = gr.Chatbot(label="Session", height=460, feedback_options=("Like", "Dislike"), elem_id="session-chat")
         turn_ids = gr.State([])
         message = gr.Textbox(label="Your message (you are the patient)", lines=2,
                              placeholder="Type how you are feeling, then press Send")
@@ -230,7 +230,7 @@ def build_session(services: Services, access: Access, app: gr.Blocks) -> None:
             end = gr.Button("End session")
         with gr.Row():
             session_id = gr.Textbox(label="Session id", interactive=False, scale=1)
-            status = gr.Markdown(scale=3)
+            status = gr.Markdown(scale=3, elem_id="session-status")
     timer = gr.Timer(2.0, active=False)
 
     app.load(h.on_load, None, [consent_panel, chat_panel, show, session_id, chat, turn_ids, status, timer],

@@ -16,8 +16,11 @@ from ui.chat_view import render_turns
 
 LIVE_HEADERS = ["Flag", "Status", "Patient", "Approach", "Model", "Turns", "Drafts waiting",
                 "Last activity (UTC)", "Session id"]
-EMPTY_VIEW = ("*No session open. Click a row above or paste a session id.*", [], "", gr.update(choices=[], value=None),
-              None, "", "", "")
+def empty_view() -> tuple:
+    """A fresh tuple each time: Gradio drops ``value`` from an update dict once it has sent it, so a
+    shared one would later clear only the choices and leave a stale flag selected."""
+    return ("*No session open. Click a row above or paste a session id.*", [], "",
+            gr.update(choices=[], value=None), None, "", "", "")
 
 
 class SuperviseHandlers:
@@ -50,18 +53,18 @@ class SuperviseHandlers:
         and an open flag, so a refresh never overwrites an edit in progress.
         """
         table, alert = self.live(request)
-        return (table, alert, *(self._view(sid, shown_draft, picked_flag) if sid else EMPTY_VIEW))
+        return (table, alert, *(self._view(sid, shown_draft, picked_flag) if sid else empty_view()))
 
     # ----- one session -----------------------------------------------------------------------
     def open(self, sid, request: gr.Request = None):
         sid = (sid or "").strip()
         who = self._who(request, "session.read", sid)
         if not sid:
-            return ("", *EMPTY_VIEW)
+            return ("", *empty_view())
         try:
             session = self.s.sessions.get(sid)
         except KeyError:
-            return ("", "**Unknown session id.**", *EMPTY_VIEW[1:])
+            return ("", "**Unknown session id.**", *empty_view()[1:])
         self.access.record_read(who, session)
         return (sid, *self._view(sid))
 
@@ -99,7 +102,7 @@ class SuperviseHandlers:
     def _act(self, sid, action, fn):  # noqa: ARG002 (action names the call in tracebacks)
         """Run one supervisor action and redraw: (status, *view)."""
         if not sid:
-            return ("**Open a session first.**", *EMPTY_VIEW)
+            return ("**Open a session first.**", *empty_view())
         try:
             message = fn()
         except (TurnRejected, FlagError, DraftError, ValueError) as exc:
@@ -181,18 +184,18 @@ class SuperviseHandlers:
 
 def build_supervise(services: Services, access: Access) -> gr.Timer:
     h = SuperviseHandlers(services, access)
-    alert = gr.Markdown("Loading live sessions…")
+    alert = gr.Markdown("Loading live sessions…", elem_id="supervise-alert")
     live = gr.Dataframe(headers=LIVE_HEADERS, interactive=False, wrap=True,
-                        label="Live sessions (open flags first; click a row to open it)")
+                        label="Live sessions (open flags first; click a row to open it)", elem_id="supervise-live")
     with gr.Row():
         sid = gr.Textbox(label="Open session id", scale=3)
         open_btn = gr.Button("Open", scale=1)
     header = gr.Markdown()
     with gr.Row():
         with gr.Column(scale=3):
-            transcript = gr.Chatbot(label="Transcript with reasoning", height=420)
+            transcript = gr.Chatbot(label="Transcript with reasoning", height=420, elem_id="supervise-transcript")
         with gr.Column(scale=2):
-            flags_md = gr.Markdown(label="Risk flags")
+            flags_md = gr.Markdown(label="Risk flags", elem_id="supervise-flags")
             flag_pick = gr.Dropdown(label="Open flag to resolve", choices=[])
             resolve_note = gr.Textbox(label="Resolution note (required)", lines=2)
             resolve_btn = gr.Button("Resolve flag")
@@ -212,7 +215,7 @@ def build_supervise(services: Services, access: Access) -> gr.Timer:
     notes_md = gr.Markdown()
     note_box = gr.Textbox(label="Supervisor note (kept with the session, never shown to the patient)", lines=2)
     note_btn = gr.Button("Add note")
-    status = gr.Markdown()
+    status = gr.Markdown(elem_id="supervise-status")
     timer = gr.Timer(services.settings.supervise_refresh_s, active=False)
 
     view = [header, transcript, flags_md, flag_pick, draft_id, draft_box, draft_info, notes_md]

@@ -128,10 +128,10 @@ def build_train(services: Services, access: Access, timer: gr.Timer) -> None:
             targets = gr.Textbox("q_proj,k_proj,v_proj,o_proj", label="LoRA targets")
             max_length = gr.Number(1024, precision=0, minimum=128, maximum=8192, label="Max length (tokens)")
         go = gr.Button("Start training", variant="primary")
-        note = gr.Markdown()
+        note = gr.Markdown(elem_id="train-note")
         with gr.Row():
             follow_id = gr.Textbox(label="Follow job id", scale=3)
-        line = gr.Markdown()
+        line = gr.Markdown(elem_id="train-progress")
         plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=260)
     d_go.click(h.build, [d_name, d_kind, d_modality, d_reasoning, d_window], [note, dataset], api_name="train_build")
     go.click(h.train, [method, dataset, output, label, modality, reasoning, epochs, max_steps, lr, lora_r,

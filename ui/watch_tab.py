@@ -161,14 +161,14 @@ def build_watch(services: Services, access: Access) -> None:
         patient = gr.Dropdown(models, value="default", label="Patient model (plays the persona)")
         turns = gr.Slider(1, 30, value=6, step=1, label="Exchanges")
         show = gr.Checkbox(True, label="Show therapist reasoning")
-    chat = gr.Chatbot(label="Simulated session (patient on the right)", height=460)
+    chat = gr.Chatbot(label="Simulated session (patient on the right)", height=460, elem_id="watch-chat")
     with gr.Row():
         start = gr.Button("Start", variant="primary")
         pause = gr.Button("Pause")
         resume = gr.Button("Resume")
         step = gr.Button("Step")
         stop = gr.Button("Stop", variant="stop")
-    status = gr.Markdown()
+    status = gr.Markdown(elem_id="watch-status")
     sample.click(h.sample, seed, [persona, status], api_name="watch_sample")
     start.click(h.start, [persona, therapist, patient, turns, show], [chat, status], api_name="watch_start")
     for button, handler, name in ((pause, h.pause, "watch_pause"), (resume, h.resume, "watch_resume"),

@@ -146,3 +146,12 @@ def test_admin_launch_refuses_models_outside_the_catalog(svc):
     assert svc.jobs.jobs.list() == []
     with pytest.raises(gr.Error, match="supervisor"):
         admin.launch_simulation(["fake"], "sample:1", "fake", 1, 1, 1, "x", req("sup"))
+
+
+def test_every_empty_view_clears_the_flag_choice_afresh():
+    """Gradio pops ``value`` from an update dict once sent; a shared empty view would then stop
+    clearing the selected flag, and every later refresh failed on the stale value."""
+    from ui.supervise_tab import empty_view
+    first, second = empty_view(), empty_view()
+    first[3].pop("value")  # what Gradio does to the update it sent
+    assert second[3] is not first[3] and second[3]["value"] is None and second[3]["choices"] == []

@@ -1,0 +1,532 @@
+"""End to end in a real browser: Playwright drives Debian's chromium against ``python app.py``.
+
+One app (accounts mode: two patients, a supervisor, an admin) serves the four scenarios; each user
+gets their own browser context, so their sign-in cookies stay apart. The assertions read what the
+page shows and what landed in ``<data dir>/sessions.db``.
+
+Models: the first scenario chats with the real embedded model (llama.cpp on the CPU, short
+replies, greedy). The others use scripted models, injected into the app subprocess (and the jobs
+it starts) through a ``sitecustomize`` on PYTHONPATH, as in tests/ui/test_watch_controls_app.py:
+the catalog entries come from a config file, and ``ModelPool`` builds them as fake backends.
+Everything else (Gradio, the handlers, the session engine, jobs, SQLite) is the real thing, and the
+training job really trains (TRL + PEFT on the embedded model, a tiny dataset) until it is cancelled.
+
+Every tab visited is saved as a full-page screenshot under tests/e2e/artifacts/ (gitignored); a
+failed test also leaves ``FAILED-<test>-<user>.png`` of each page it had open.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and os.environ.get("THERALAB_REQUIRE_E2E"):  # .ci/run sets it: CI must not skip
+    raise RuntimeError("THERALAB_REQUIRE_E2E is set but /usr/bin/chromium is missing (apt-get install chromium)")
+if not CHROMIUM.exists():
+    pytest.skip("end-to-end browser tests need Debian's chromium at /usr/bin/chromium "
+                "(apt-get install chromium; scripts/install.sh does it when run as root)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="end-to-end browser tests need playwright "
+                               "(pip install -r requirements.txt)")
+
+from apprunner import ROOT, RunningApp
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+PASSWORD = "correct-horse-battery"
+USERS = (("pat1", "patient"), ("pat2", "patient"), ("sup1", "supervisor"), ("adm1", "admin"))
+WAIT_MS = 60_000            # ordinary page updates (a busy 2-core machine is slow)
+MODEL_WAIT_MS = 240_000     # a reply of the real model, a job's first training step
+
+REASONING_TITLE = "Reasoning (never shown to the patient)"
+PATIENT = "Work has been heavy and I keep putting things off."
+REASONING = "The patient avoids tasks; explore values before any technique."
+ANSWER = "What would matter to you about work if the dread were quieter?"
+RISK_HIGH = "I have pills saved up and I plan to take them all."  # the risk screen says: high, self_harm
+
+FAKE_MODELS = f"""
+import json, re, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from models import pool as _pool
+from models.fake_backend import FakeBackend
+
+
+class _SlowFake(FakeBackend):  # streams visibly, like a model
+    def _deltas(self, reply, messages, usage):
+        for piece in super()._deltas(reply, messages, usage):
+            time.sleep(0.02)
+            yield piece
+
+
+def _judge(messages):  # every item of the rubric named in the judge's prompt, at the top of its scale
+    system = messages[0]["content"]
+    low, high = map(int, re.search(r"on the scale (-?\\d+)-(-?\\d+)", system).groups())
+    items = re.findall(r"^- (\\S+) \\(item \\d+", system, re.M)
+    return json.dumps({{item: {{"rationale": "Scripted judge.", "score": high}} for item in items}})
+
+
+def _script(entry):
+    def reply(messages):
+        if entry.id == "fake-judge":
+            return _judge(messages)
+        if entry.id == "fake-patient":
+            return {PATIENT!r}
+        last = messages[-1]
+        if entry.thinks and last.get("prefix"):  # phase 1 continues "<think>", phase 2 the answer
+            return {ANSWER!r} if "</think>" in last["content"] else {REASONING!r}
+        return {ANSWER!r}
+    return reply
+
+
+_build = _pool.ModelPool._build
+
+
+def _build_with_fakes(self, entry):
+    if entry.backend == "fake":
+        return _SlowFake(entry.id, replies=_script(entry))
+    return _build(self, entry)
+
+
+_pool.ModelPool._build = _build_with_fakes
+"""
+
+CONFIG = """
+[[models]]
+id = "fake-therapist"
+label = "Scripted therapist"
+backend = "fake"
+
+[[models]]
+id = "fake-think"
+label = "Scripted reasoning therapist"
+backend = "fake"
+reasoning = "think"
+
+[[models]]
+id = "fake-patient"
+label = "Scripted patient"
+backend = "fake"
+
+[[models]]
+id = "fake-judge"
+label = "Scripted judge"
+backend = "fake"
+"""
+
+
+# ----- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, embedded_hf_data_dir):
+    from store.db import Store
+    from store.users import UserStore
+    data = tmp_path_factory.mktemp("e2e")
+    store = Store(data / "sessions.db")
+    for name, role in USERS:
+        UserStore(store).add(name, PASSWORD, role)
+    store.close()
+    # Admin > Train: the embedded model's transformers checkpoint (built once per test run) and a
+    # tiny dataset (one ACT transcript cut into single exchanges, no validation split).
+    (data / "models").mkdir()
+    os.symlink(embedded_hf_data_dir / "models" / "smollm2-135m-instruct", data / "models" / "smollm2-135m-instruct")
+    subprocess.run([sys.executable, "-m", "training", "--data-dir", str(data), "build", "name=tiny", "kind=sft",
+                    "modality=act", "reasoning=false", "window=1", "limit=1"], cwd=ROOT, check=True,
+                   capture_output=True)
+    site = tmp_path_factory.mktemp("e2e-site")
+    (site / "sitecustomize.py").write_text(FAKE_MODELS)
+    (site / "theralab.toml").write_text(CONFIG)
+    running = RunningApp(data, {"PYTHONPATH": str(site), "THERALAB_CONFIG": str(site / "theralab.toml"),
+                                "THERALAB_MAX_TOKENS": "24", "THERALAB_REASONING_BUDGET": "16",
+                                "THERALAB_TEMPERATURE": "0", "THERALAB_SUPERVISE_REFRESH_S": "1"})
+    running.client(auth=("sup1", PASSWORD), timeout=180)  # waits until the app answers
+    yield running
+    running.stop()
+    stop_leftover_jobs(data)
+
+
+def stop_leftover_jobs(data: Path) -> None:
+    """A job the app started runs in its own process group: end any that a failed test left running."""
+    import signal
+
+    from store.db import Store
+    from store.jobs import ACTIVE, JobStore, process_alive
+    store = Store(data / "sessions.db")
+    try:
+        for job in JobStore(store).list(reconcile=False):
+            if job["status"] in ACTIVE and process_alive(job["pid"], job["process"]):
+                os.killpg(job["pid"], signal.SIGTERM)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def expect(locator):
+    return sync_api.expect(locator)
+
+
+class User:
+    """One signed-in person: their own browser context and page."""
+
+    def __init__(self, browser, app: RunningApp, username: str):
+        self.app, self.username = app, username
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.set_default_timeout(WAIT_MS)
+        self.page = self.context.new_page()
+        self.page.goto(app.url)
+        self.page.get_by_label("username").fill(username)
+        self.page.get_by_label("password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Login").click()
+        sync_api.expect(self.page.get_by_text("Signed in as")).to_contain_text(username)
+
+    def tab(self, name: str):
+        self.page.get_by_role("tab", name=name, exact=True).click()
+        return self
+
+    def shot(self, name: str) -> Path:
+        path = ARTIFACTS / f"{name}.png"
+        self.page.wait_for_timeout(300)  # let the last redraw settle
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def visible(self, locator):
+        return locator.filter(visible=True)
+
+    def button(self, name: str):
+        return self.visible(self.page.get_by_role("button", name=name, exact=True))
+
+    def field(self, label: str):
+        return self.visible(self.page.get_by_label(label, exact=True))
+
+    def choose(self, label: str, option: str) -> None:
+        """Pick ``option`` in the visible dropdown labelled ``label``."""
+        box = self.field(label)
+        box.click()
+        options = self.page.locator(f"#{box.get_attribute('aria-controls')}")  # this dropdown's own list
+        options.get_by_role("option", name=option, exact=True).click()
+        expect(box).to_have_value(option)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def users(browser, app, request):
+    """Signs people in, each in their own browser context; on a failure, screenshots every open page."""
+    opened: list[User] = []
+
+    def sign_in(username: str) -> User:
+        opened.append(User(browser, app, username))
+        return opened[-1]
+
+    yield sign_in
+    failed = getattr(request.node, "e2e_failed", False)
+    for user in opened:
+        if failed:
+            user.shot(f"FAILED-{request.node.name}-{user.username}")
+        user.close()
+
+
+def wait_for(predicate, what: str, limit: float = 60):
+    deadline = time.monotonic() + limit
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def consent(user: User) -> None:
+    user.page.get_by_label("I have read this information and I agree to take part").check()
+    user.button("Continue").click()
+    expect(user.field("Your message (you are the patient)")).to_be_visible()
+
+
+def send(user: User, text: str) -> None:
+    user.field("Your message (you are the patient)").fill(text)
+    user.button("Send").click()
+
+
+def bot_messages(user: User, chat: str):
+    return user.page.locator(f"#{chat} [data-testid='bot']")
+
+
+def session_id(user: User) -> str:
+    return wait_for(lambda: user.field("Session id").input_value(), "the session id")
+
+
+def words(text: str) -> str:
+    """Letters and digits only, lower case: compares stored text with its Markdown rendering."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def unfold(transcript, reasoning: str, limit: float = 60) -> None:
+    """Open the collapsed reasoning block (a refresh may fold it again) until its text stays shown."""
+    deadline, seen = time.monotonic() + limit, 0
+    while seen < 2:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the reasoning never stayed visible: {transcript.inner_text()!r}")
+        if words(reasoning) in words(transcript.inner_text()):
+            seen += 1
+        else:
+            seen = 0
+            transcript.get_by_text(REASONING_TITLE).first.click()
+        time.sleep(1)
+
+
+def open_in_supervise(supervisor: User, sid: str, shown: str) -> None:
+    """Type the session id, let the tab's refresh (which follows the id box) draw the session, then
+    press Open, which also records the read in the audit log.
+
+    Waiting for the refresh first keeps a refresh that left before the id was typed from landing
+    after Open: it would draw the empty view, and the empty view's shared ``gr.update`` for the flag
+    dropdown has lost its ``value`` key after its first use (Gradio pops it), so the page would keep
+    the old flag selected while the server's choices are empty; every later refresh then fails with
+    "Value: ... is not in the list of choices: []" (reported; see the check below).
+    """
+    supervisor.field("Open session id").fill(sid)
+    expect(supervisor.page.locator("#supervise-transcript")).to_contain_text(shown)
+    supervisor.button("Open").click()
+    supervisor.page.wait_for_timeout(2500)  # two refreshes
+    expect(supervisor.page.get_by_text("is not in the list of choices")).to_have_count(0)
+
+
+def call_api(user: User, api_name: str, data: list) -> list[dict]:
+    """A direct call of a Gradio endpoint from the user's page, with their cookie, as a tampering user
+    could make it: the server-sent events of the call, as {event, data} (the last is "complete")."""
+    return user.page.evaluate(
+        """async ([name, data]) => {
+            const post = await fetch(`gradio_api/call/${name}`, {method: "POST",
+                headers: {"Content-Type": "application/json"}, body: JSON.stringify({data})});
+            const {event_id} = await post.json();
+            const text = await (await fetch(`gradio_api/call/${name}/${event_id}`)).text();
+            const events = text.split("\\n\\n").filter(Boolean).map(block => {
+                const lines = block.split("\\n");
+                const data = lines.slice(1).join("\\n").replace("data: ", "");
+                return {event: lines[0].replace("event: ", ""), data};
+            });
+            return events;
+        }""", [api_name, data])
+
+
+# ----- scenarios -------------------------------------------------------------------------------
+
+def test_patient_chats_with_the_embedded_model_and_only_a_supervisor_sees_the_reasoning(app, users):
+    patient = users("pat1")
+    assert patient.page.get_by_role("tab").all_inner_texts() == ["Session"]
+    consent(patient)
+    consents = app.rows("SELECT c.version FROM consents c JOIN users u ON u.id = c.user_id WHERE u.username='pat1'")
+    assert len(consents) == 1
+    expect(patient.page.get_by_label("Show reasoning (supervisor / researcher view)")).to_have_count(0)
+
+    patient.choose("Therapist model", "SmolLM2-135M-Instruct · Instruct (reasoning)")  # the real embedded model
+    message = "I have been feeling low and tired this week."
+    send(patient, message)
+    sid = session_id(patient)
+    query = "SELECT role, content, reasoning, model_id FROM turns WHERE session_id=? ORDER BY idx"
+    stored = wait_for(lambda: len(rows := app.rows(query, (sid,))) >= 2 and rows,
+                      "the therapist's reply in the database", limit=MODEL_WAIT_MS / 1000)
+    assert [row[0] for row in stored] == ["patient", "therapist"]
+    assert stored[0][1] == message
+    reply, reasoning, model_id = stored[1][1], stored[1][2], stored[1][3]
+    assert model_id == "default-think" and reply.strip() and reasoning and reasoning.strip()
+    chat = patient.page.locator("#session-chat")
+    expect(bot_messages(patient, "session-chat")).to_have_count(1)
+    expect(chat.get_by_text(message)).to_be_visible()
+    wait_for(lambda: words(reply)[:20] in words(bot_messages(patient, "session-chat").inner_text()),
+             "the stored reply on the patient's page")  # the start of it: Markdown may render the rest
+    # the patient never sees the reasoning: no toggle, no block, not even through a forged API call
+    assert REASONING_TITLE not in chat.inner_html() and words(reasoning) not in words(chat.inner_html())
+    events = call_api(patient, "history", [sid, True])
+    assert events[-1]["event"] == "complete", events
+    msgs, _ids = json.loads(events[-1]["data"])
+    assert len(msgs) == 2 and not any((m.get("metadata") or {}).get("title") for m in msgs)
+    assert words(reasoning) not in words(json.dumps(msgs))
+    patient.shot("1-patient-session")
+
+    supervisor = users("sup1")
+    supervisor.shot("1-supervisor-session")
+    supervisor.tab("Supervise")
+    expect(supervisor.page.locator("#supervise-live")).to_contain_text(sid)
+    open_in_supervise(supervisor, sid, message)
+    transcript = supervisor.page.locator("#supervise-transcript")
+    expect(transcript).to_contain_text(REASONING_TITLE)
+    unfold(transcript, reasoning)
+    supervisor.shot("1-supervisor-supervise")
+    assert app.rows("SELECT COUNT(*) FROM audit WHERE actor='sup1' AND action='session.read' AND target=?",
+                    (sid,))[0][0] >= 1
+
+
+def test_supervisor_sees_a_risk_flag_appear_and_resolves_it_with_a_note(app, users):
+    supervisor = users("sup1").tab("Supervise")
+    alert = supervisor.page.locator("#supervise-alert")
+    expect(alert).to_contain_text("No open risk flags")
+
+    patient = users("pat2")
+    consent(patient)
+    patient.page.get_by_label("ACT (single session)").check()
+    patient.choose("Therapist model", "Scripted therapist")
+    send(patient, PATIENT)
+    expect(bot_messages(patient, "session-chat")).to_have_count(1)
+    expect(bot_messages(patient, "session-chat").last).to_contain_text(ANSWER)
+    sid = session_id(patient)
+    send(patient, RISK_HIGH)
+    expect(bot_messages(patient, "session-chat")).to_have_count(2)
+    expect(bot_messages(patient, "session-chat").last).to_contain_text("988")
+    expect(patient.page.locator("#session-status")).to_contain_text("Safety check")
+    patient.shot("2-patient-session-safe-reply")
+    turns = app.rows("SELECT role, content, model_id FROM turns WHERE session_id=? ORDER BY idx", (sid,))
+    assert [(r[0], r[2]) for r in turns] == [("patient", None), ("therapist", "fake-therapist"),
+                                             ("patient", None), ("therapist", "safety")]
+    assert turns[2][1] == RISK_HIGH and "988" in turns[3][1]
+    flag = app.rows("SELECT id, level, status FROM flags WHERE session_id=?", (sid,))
+    assert len(flag) == 1 and flag[0][1] == "high" and flag[0][2] == "open"
+
+    # the supervisor's page shows it without a reload (the tab polls every second here)
+    expect(alert).to_contain_text("1 session(s) with open risk flags")
+    live = supervisor.page.locator("#supervise-live")
+    expect(live.get_by_test_id("cell-0-8")).to_have_text(sid)  # first row: open flags come first
+    expect(live.get_by_test_id("cell-0-0")).to_have_text("HIGH")
+    open_in_supervise(supervisor, sid, RISK_HIGH)
+    flags = supervisor.page.locator("#supervise-flags")
+    expect(flags).to_contain_text("HIGH")
+    expect(flags).to_contain_text("open")
+    supervisor.shot("2-supervisor-supervise-flag")
+
+    note = "Called the patient: safe at home with family tonight; safety plan agreed."
+    supervisor.field("Resolution note (required)").fill(note)
+    supervisor.button("Resolve flag").click()
+    expect(supervisor.page.locator("#supervise-status")).to_contain_text("Flag resolved.")
+    expect(flags).to_contain_text(f"resolved by sup1: {note}")
+    expect(alert).to_contain_text("No open risk flags")  # the refresh goes on working
+    supervisor.shot("2-supervisor-supervise-resolved")
+    assert app.rows("SELECT status, resolved_by, resolution_note FROM flags WHERE id=?", (flag[0][0],)) == [
+        ("resolved", "sup1", note)]
+    audit = app.rows("SELECT detail_json FROM audit WHERE actor='sup1' AND action='flag.resolve' AND target=?", (sid,))
+    assert len(audit) == 1 and json.loads(audit[0][0])["flag"] == flag[0][0]
+
+
+def test_researcher_watches_rates_and_judges_a_simulated_session(app, users):
+    researcher = users("adm1")
+    assert researcher.page.get_by_role("tab").all_inner_texts() == ["Session", "Watch", "Review", "Supervise", "Admin"]
+    researcher.tab("Watch")
+    researcher.choose("Therapist model", "Scripted reasoning therapist")
+    researcher.choose("Patient model (plays the persona)", "Scripted patient")
+    exchanges = researcher.field("number input for Exchanges")  # the slider's number box
+    exchanges.fill("2")
+    exchanges.press("Enter")
+    researcher.button("Start").click()
+    expect(researcher.page.locator("#watch-status")).to_contain_text("finished", timeout=MODEL_WAIT_MS)
+    watch = researcher.page.locator("#watch-chat")
+    expect(watch).to_contain_text(PATIENT)
+    expect(watch).to_contain_text(ANSWER)
+    expect(watch).to_contain_text(REASONING_TITLE)
+    researcher.shot("3-researcher-watch")
+    sid = app.rows("SELECT id FROM sessions WHERE study='watch'")[0][0]
+    assert app.rows("SELECT therapist_model, patient_model, simulated, status FROM sessions WHERE id=?", (sid,)) == [
+        ("fake-think", "fake-patient", 1, "ended")]
+    assert app.rows("SELECT role, content, reasoning FROM turns WHERE session_id=? ORDER BY idx", (sid,)) == [
+        ("patient", PATIENT, None), ("therapist", ANSWER, REASONING)] * 2
+
+    researcher.tab("Review")
+    researcher.button("Find sessions").click()
+    found = researcher.page.locator("#review-found")
+    expect(found).to_contain_text(sid)
+    found.get_by_role("gridcell", name=sid, exact=True).click()  # a click on its row opens it
+    expect(researcher.page.locator("#review-chat")).to_contain_text(ANSWER)
+    researcher.choose("Rubric", "ACT Fidelity Measure (ACT-FM) [act-fm]")
+    expect(researcher.page.locator("#review-item-25")).to_be_visible()
+    chosen = {}
+    for i in range(1, 26):
+        value = i % 4
+        item = researcher.page.locator(f"#review-item-{i}")
+        item.get_by_role("radio", name=re.compile(rf"^{value} · ")).check()
+        chosen[i] = value
+    researcher.field("Comment (optional)").fill("Rated in the end-to-end test.")
+    researcher.button("Save my rating").click()
+    expect(researcher.page.locator("#review-saved")).to_contain_text("Saved your act-fm rating")
+    expect(researcher.page.locator("#review-ratings")).to_contain_text("adm1 (human)")
+    researcher.shot("3-researcher-review")
+    rating = app.rows("SELECT scores_json, comment, status FROM ratings WHERE session_id=? AND rater_kind='human' "
+                      "AND rater_id='adm1' AND rubric_id='act-fm'", (sid,))
+    assert len(rating) == 1 and rating[0][1] == "Rated in the end-to-end test."
+    from eval.rubrics import load_rubric
+    items = load_rubric("act-fm").items
+    assert json.loads(rating[0][0]) == {it.id: chosen[it.number] for it in items}
+
+    researcher.tab("Admin")
+    researcher.tab("Judge")
+    researcher.choose("Rubric", "ACT Fidelity Measure (ACT-FM) [act-fm]")
+    researcher.choose("Judge model", "Scripted judge")
+    researcher.field("Sessions (all, study:NAME or ids)").fill(sid)
+    researcher.button("Launch judge job").click()
+    expect(researcher.page.locator("#admin-status")).to_contain_text("Launched judge job")
+    runs = researcher.page.locator("#judge-runs").get_by_role("row").filter(has_text="fake-judge")
+    expect(runs).to_contain_text("fake-judge", timeout=MODEL_WAIT_MS)
+    expect(runs).to_contain_text("done", timeout=MODEL_WAIT_MS)
+    expect(runs).to_contain_text("1/1")
+    researcher.shot("3-researcher-admin-judge")
+    run = app.rows("SELECT id, status, n_ok, n_failed, selection FROM judge_runs WHERE judge_model='fake-judge'")
+    assert len(run) == 1 and run[0][1:] == ("done", 1, 0, sid)
+    judged = app.rows("SELECT status, scores_json FROM ratings WHERE session_id=? AND rater_kind='judge' "
+                      "AND judge_run_id=?", (sid, run[0][0]))
+    assert len(judged) == 1 and judged[0][0] == "ok"
+    assert set(json.loads(judged[0][1]).values()) == {3}  # the scripted judge's top score on every item
+
+    researcher.tab("Review")  # the judge's scores now sit beside the human rating
+    researcher.button("Open").click()
+    expect(researcher.page.locator("#review-ratings")).to_contain_text("fake-judge (judge, ok")
+    researcher.shot("3-researcher-review-with-judge")
+
+
+def test_training_job_shows_progress_and_can_be_cancelled(app, users):
+    admin = users("adm1").tab("Admin").tab("Train")
+    admin.choose("Dataset", "tiny")
+    admin.field("Adapter id").fill("e2e-cancelled")
+    admin.field("Answers with reasoning").uncheck()
+    for label, value in (("Max steps (-1 = epochs)", "40"), ("LoRA r", "4"), ("LoRA alpha", "8"),
+                         ("LoRA targets", "q_proj,v_proj"), ("Max length (tokens)", "512")):
+        admin.field(label).fill(value)
+    admin.button("Start training").click()
+    note = admin.page.locator("#train-note")
+    expect(note).to_contain_text("Launched sft job")
+    job_id = note.locator("code").inner_text()
+    assert app.rows("SELECT kind, created_by FROM jobs WHERE id=?", (job_id,)) == [("sft", "adm1")]
+    admin.field("Follow job id").fill(job_id)
+    admin.field("Follow job id").press("Enter")
+    progress = admin.page.locator("#train-progress")
+    expect(progress).to_contain_text(re.compile(r"step \d+/40"), timeout=MODEL_WAIT_MS)
+    expect(progress).to_contain_text("running")
+    expect(admin.page.locator("#admin-jobs")).to_contain_text(job_id)
+    admin.shot("4-admin-train-progress")
+
+    admin.field("Job id").fill(job_id)
+    admin.button("Cancel job").click()
+    expect(admin.page.locator("#admin-status")).to_contain_text(f"Job {job_id} is cancelled")
+    expect(progress).to_contain_text("is cancelled")
+    admin.shot("4-admin-train-cancelled")
+    job = app.rows("SELECT status, progress_json FROM jobs WHERE id=?", (job_id,))
+    assert job[0][0] == "cancelled"
+    done = json.loads(job[0][1])["done"]
+    assert 1 <= done < 40  # it had made progress, and stopped before the end
+    assert not (app.data / "adapters" / "e2e-cancelled").exists()  # no half adapter reaches the catalog
+    assert app.rows("SELECT COUNT(*) FROM audit WHERE actor='adm1' AND action='job.cancel' AND target=?",
+                    (job_id,))[0][0] == 1
