@@ -59,7 +59,10 @@ class KVStateCache:
             self._drop(next(iter(self._items)))
 
     def touch(self, parked: _Parked) -> None:
-        self._items.move_to_end(parked.tokens)
+        # ``parked`` may have been evicted meanwhile (parking the current state can push it out of
+        # the budget); it is live in the context now and gets parked again at the next switch.
+        if parked.tokens in self._items:
+            self._items.move_to_end(parked.tokens)
 
     def _drop(self, key: tuple[int, ...]) -> None:
         self.size_bytes -= len(self._items.pop(key).blob)

@@ -34,6 +34,34 @@ def _chat(topic: str) -> list[dict]:
     return [{"role": "system", "content": "You are a calm therapist."}, {"role": "user", "content": topic}]
 
 
+def test_switching_to_a_state_that_parking_the_current_one_evicted():
+    """ConversationSwitcher.prepare finds the best parked state, then parks the current one, which
+    can push that state out of the budget before it is touched (a KeyError once broke a judge run)."""
+    from models.kv_cache import ConversationSwitcher
+
+    class FakeLlm:
+        def __init__(self):
+            import numpy as np
+            self.input_ids, self.n_tokens, self._requires_eval = np.zeros(64, dtype=int), 0, False
+
+    llm = FakeLlm()
+    switcher = ConversationSwitcher(llm, capacity_bytes=10)
+    import models.kv_cache as kv
+    saved = {}
+    kv_save, kv_load = kv.save_kv, kv.load_kv
+    kv.save_kv = lambda l: saved.setdefault("blob", b"x" * 8)
+    kv.load_kv = lambda l, parked: (l.input_ids.__setitem__(slice(0, len(parked.tokens)), parked.tokens),
+                                    setattr(l, "n_tokens", len(parked.tokens)))
+    try:
+        switcher.parked.put([1, 2, 3, 4], b"y" * 8)            # conversation A, parked earlier
+        llm.input_ids[:3], llm.n_tokens = [7, 8, 9], 3          # conversation B is live
+        switcher._last_root = 3
+        assert switcher.prepare([1, 2, 3, 4, 5]) == 4         # back to A: B parked, A restored
+        assert list(switcher.parked._items) == [(7, 8, 9)]     # A was evicted by parking B
+    finally:
+        kv.save_kv, kv.load_kv = kv_save, kv_load
+
+
 def test_interleaved_conversations_are_restored_not_reread(backend):
     greedy = GenParams(max_tokens=12, temperature=0)
     a = _chat("My dog died last week and the house feels empty.")
