@@ -29,7 +29,7 @@ BENCHMARKS = {
     "training": (["--steps", "8", "--rounds", "3"], ["--steps", "4", "--rounds", "1"]),
     "judge_runs": (["--rubrics", "tes"], ["--sessions", "2", "--turns", "2", "--rubrics", "tes"]),
     "cold_start": ([], ["--rounds", "1"]),
-    "load": ([], ["--turns", "2"]),
+    "load": ([], ["--messages", "2", "--alone", "1"]),
 }
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 

@@ -133,6 +133,8 @@ def _from_adapter_dirs(settings: Settings, errors: list[str]) -> list[CatalogEnt
     for root, source in ((SHIPPED_ADAPTERS, "shipped"), (settings.data_dir / "adapters", "trained")):
         if root.is_dir():
             for card in sorted(root.glob("*/card.json")):
+                if card.parent.name.startswith(".") or card.parent.name.endswith(".partial"):
+                    continue  # a run's work folder (.ID.partial, .ID.old; demo ID.partial): pathlib's * matches it
                 try:
                     entries.append(_from_card(card, source, settings))
                 except CatalogError as exc:

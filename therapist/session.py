@@ -24,6 +24,7 @@ from models.catalog import Catalog, CatalogEntry, CatalogError
 from models.pool import ModelPool
 from store.audit import AuditLog
 from store.consents import ConsentStore
+from store.db import StoreError
 from store.flags import FlagStore
 from store.sessions import SessionStore, TurnRecord
 from store.supervision import DraftStore
@@ -46,6 +47,14 @@ class ConsentRequired(TurnRejected):
 
 class ContextOverflow(TurnRejected):
     """The latest message alone does not fit the model's context; nothing was generated."""
+
+
+class NotSaved(TurnRejected):
+    """The database refused the write (read-only, disk full...): nothing was stored."""
+
+    def __init__(self, what: str, error: StoreError):
+        super().__init__(f"{what} could not be saved ({error}). Nothing was stored; please try again in a "
+                         "moment, and tell the study team if this keeps happening.")
 
 
 @dataclass
@@ -174,9 +183,12 @@ class SessionEngine(ReviewActions):
             else:
                 summary = prev["summary"]
             course_id, index = prev["course_id"], prev["course_index"] + 1
-        row = self.sessions.create(modality=modality, therapist_model=entry.id, reasoning=entry.thinks,
-                                   adapter=entry.adapter, user_id=user_id, course_id=course_id,
-                                   course_index=index, **extra)
+        try:
+            row = self.sessions.create(modality=modality, therapist_model=entry.id, reasoning=entry.thinks,
+                                       adapter=entry.adapter, user_id=user_id, course_id=course_id,
+                                       course_index=index, **extra)
+        except StoreError as exc:
+            raise NotSaved("The new session", exc) from exc
         if summary:
             self.sessions.add_turn(row["id"], TurnRecord(
                 "system", f"Summary of session {index - 1}:\n{summary}"))
@@ -248,7 +260,10 @@ class SessionEngine(ReviewActions):
         session = self._open_session(session_id, "This session has ended. Start a new session to continue.")
         self._claim(session_id)
         try:
-            row = self.sessions.add_turn(session_id, TurnRecord("patient", text, meta=patient_meta))
+            try:
+                row = self.sessions.add_turn(session_id, TurnRecord("patient", text, meta=patient_meta))
+            except StoreError as exc:  # read-only database, disk full: a message, not a crash
+                raise NotSaved("Your message", exc) from exc
             # The safety screen runs on every patient turn, before anything is generated.
             assessment = self.safety.screen_patient(session, row)
             if assessment.escalate:  # includes every assessment that just put the session on hold
