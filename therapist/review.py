@@ -16,6 +16,20 @@ class TurnRejected(ValueError):
     """The input cannot start a turn; nothing was stored. The message is for the user."""
 
 
+def clean_text(text: str | None, empty: str, broken: str) -> str:
+    """Text with control characters removed and stripped, or TurnRejected(``empty``) when nothing
+    is left and TurnRejected(``broken``) when it has no UTF-8 form (a lone surrogate from broken
+    copy-paste), which the store could not save. Patient messages and supervisor replies share it."""
+    text = CONTROL_CHARS.sub("", text or "").strip()
+    if not text:
+        raise TurnRejected(empty)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TurnRejected(broken) from None
+    return text
+
+
 ENDED = ("ended", "abandoned")
 
 
@@ -69,13 +83,8 @@ class ReviewActions:
         return row
 
     def clean_reply(self, text: str | None) -> str:
-        text = CONTROL_CHARS.sub("", text or "").strip()
-        if not text:
-            raise TurnRejected("The reply is empty.")
-        try:  # same rule as a patient message: a lone surrogate cannot be stored
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise TurnRejected("The reply contains a broken character (invalid Unicode); please retype it.") from None
+        text = clean_text(text, "The reply is empty.",
+                          "The reply contains a broken character (invalid Unicode); please retype it.")
         if len(text) > self.settings.max_message_chars:
             raise TurnRejected(f"The reply is longer than {self.settings.max_message_chars:,} characters.")
         return text

@@ -32,7 +32,7 @@ from therapist import leak_screen, prompts
 from therapist.consent import consent_text
 from therapist.escalation import SAFETY_NOTE, Escalation, redacted_draft_reply, safe_reply
 from therapist.reasoning import StreamSplitter, strip_reasoning
-from therapist.review import CONTROL_CHARS, ReviewActions, TurnRejected
+from therapist.review import ReviewActions, TurnRejected, clean_text
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 MIN_ANSWER_TOKENS = 4
@@ -237,14 +237,9 @@ class SessionEngine(ReviewActions):
     # ----- turns ----------------------------------------------------------------------------
     def clean_message(self, text: str | None) -> str:
         """Normalise patient text or refuse it with a message the patient can act on."""
-        text = CONTROL_CHARS.sub("", text or "").strip()
-        if not text:
-            raise TurnRejected("The message is empty. Please type something first.")
-        try:  # a lone surrogate (from broken copy-paste) has no UTF-8 form: the store could not save it
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise TurnRejected("The message contains a broken character (invalid Unicode) and could not be "
-                               "sent. Please retype it, or paste it again from its source.") from None
+        text = clean_text(text, "The message is empty. Please type something first.",
+                          "The message contains a broken character (invalid Unicode) and could not be "
+                          "sent. Please retype it, or paste it again from its source.")
         limit = self.settings.max_message_chars
         if len(text) > limit:
             raise TurnRejected(f"The message is {len(text):,} characters long; the limit is {limit:,}. "
