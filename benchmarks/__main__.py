@@ -5,13 +5,16 @@
 Each benchmark runs in its own process (as a user would run it alone) and appends its figures to
 one JSON-lines file; the table is printed, saved to ``benchmarks/results.md`` and, with
 ``--readme``, written into README.md between the ``benchmarks:begin`` / ``benchmarks:end``
-markers. ``--quick`` uses smaller settings (minutes instead of tens of minutes; noisier). Run it on
-an otherwise idle machine: the benchmarks measure time.
+markers. Rows are kept in ``benchmarks/results.jsonl``: running ``--only`` some benchmarks replaces
+their rows and keeps the others, each with the date it was measured. ``--quick`` uses smaller
+settings (minutes instead of tens of minutes; noisier). Run it on an otherwise idle machine: the
+benchmarks measure time.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -32,6 +35,7 @@ BENCHMARKS = {
     "load": ([], ["--messages", "2", "--alone", "1"]),
 }
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+RESULTS = ROOT / "benchmarks" / "results.jsonl"
 
 
 def run_all(names: list[str], quick: bool, figures: Path) -> list[str]:
@@ -48,6 +52,18 @@ def run_all(names: list[str], quick: bool, figures: Path) -> list[str]:
             print(result.stderr[-3000:], file=sys.stderr)
             failed.append(name)
     return failed
+
+
+def merge_rows(previous: list[dict], new: list[dict], names: list[str], measured: str) -> list[dict]:
+    """The rows of the benchmarks just run replace theirs; the other benchmarks' rows stay."""
+    kept = [r for r in previous if r.get("source") not in names]
+    order = list(BENCHMARKS)
+    rows = kept + [{**r, "measured": measured} for r in new]
+    return sorted(rows, key=lambda r: order.index(r["source"]) if r.get("source") in order else len(order))
+
+
+def save_rows(rows: list[dict], path: Path = RESULTS) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
 def write_readme(table: str, readme: Path = ROOT / "README.md") -> None:
@@ -71,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         figures = Path(tmp) / "figures.jsonl"
         failed = run_all(names, args.quick, figures)
-        rows = read_figures(figures)
-    stamp = (f"Measured {datetime.date.today().isoformat()} with `python -m benchmarks"
-             f"{' --quick' if args.quick else ''}` on {os.cpu_count()} CPU cores ({platform.machine()}).")
+        new = read_figures(figures)
+    measured = f"{datetime.date.today().isoformat()}{' --quick' if args.quick else ''}, {os.cpu_count()} cores"
+    rows = merge_rows(read_figures(RESULTS), new, names, measured)
+    save_rows(rows)
+    stamp = (f"Measured with `python -m benchmarks` on {platform.machine()} CPUs; the last column gives "
+             "each row's date, `--quick` if used, and the core count.")
     table = stamp + "\n\n" + markdown_table(rows)
     print(table)
     (ROOT / "benchmarks" / "results.md").write_text(table + "\n", encoding="utf-8")

@@ -54,11 +54,13 @@ def _num(value) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| figure | ours | baseline (same run) | ratio | target | benchmark |", "|---|---|---|---|---|---|"]
+    dated = any(r.get("measured") for r in rows)
+    lines = ["| figure | ours | baseline (same run) | ratio | target | benchmark |" + (" measured |" if dated else ""),
+             "|---|---|---|---|---|---|" + ("---|" if dated else "")]
     for r in rows:
         unit = f" {r['unit']}" if r.get("unit") else ""
         ratio = "—" if r.get("ratio") is None else f"**{r['ratio']:.2f}**"
         lines.append(f"| {r['figure']} | {_num(r['ours'])}{unit} | {_num(r.get('baseline'))}"
                      f"{unit if r.get('baseline') is not None else ''} | {ratio} | {r.get('target') or '—'} "
-                     f"| `{r.get('source', '')}` |")
+                     f"| `{r.get('source', '')}` |" + (f" {r.get('measured') or '—'} |" if dated else ""))
     return "\n".join(lines)

@@ -53,3 +53,16 @@ def test_the_runner_runs_a_real_benchmark_into_a_table(tmp_path, monkeypatch):
     [row] = read_figures(figures)
     assert row["source"] == "cold_start" and row["ours"] > 0 and row["baseline"] > 0
     assert row["ratio"] == pytest.approx(row["ours"] / row["baseline"], rel=1e-2)
+
+
+def test_rerunning_some_benchmarks_keeps_the_other_rows_with_their_dates():
+    old = [{"figure": "cold", "ours": 4.0, "source": "cold_start", "measured": "2026-11-01, 2 cores"},
+           {"figure": "turns", "ours": 50.0, "source": "turn_latency", "measured": "2026-11-01, 2 cores"}]
+    new = [{"figure": "cold", "ours": 3.0, "source": "cold_start"}]
+    rows = runner.merge_rows(old, new, ["cold_start"], "2026-11-26, 2 cores")
+    # turn_latency keeps its old row; cold_start's row is the new one; BENCHMARKS order is kept
+    assert [(r["source"], r["ours"], r["measured"]) for r in rows] == [
+        ("turn_latency", 50.0, "2026-11-01, 2 cores"), ("cold_start", 3.0, "2026-11-26, 2 cores")]
+    table = markdown_table(rows)
+    assert table.splitlines()[0].endswith("| measured |")
+    assert "| `turn_latency` | 2026-11-01, 2 cores |" in table
