@@ -13,6 +13,9 @@ Server quirks handled here:
 * Token usage is asked for with ``stream_options.include_usage``. Servers that ignore the option
   (llama-cpp-python's does) never send it; we then count streamed deltas as completion tokens
   (such servers send one token per chunk) and estimate prompt tokens from the text length.
+* A model that declines to answer in OpenAI's structured form streams ``delta.refusal`` instead of
+  content. A reply that is only a refusal raises ``BackendError`` quoting it, so a judge run
+  records why that session got no score and a session shows a clear error, not an empty reply.
 * ``repeat_penalty`` has no OpenAI equivalent and is not sent: a strict server would reject an
   unknown parameter.
 """
@@ -93,6 +96,7 @@ class OpenAIBackend:
     def _generate(self, messages: list[dict], params: GenParams, usage: Usage) -> Iterator[str]:
         deltas = 0
         saw_usage = False
+        refusal: list[str] = []
         chunks = self._open(messages, params)
         try:
             for chunk in self._guard(chunks):
@@ -103,11 +107,15 @@ class OpenAIBackend:
                     if choice.finish_reason:
                         usage.finish_reason = choice.finish_reason
                     text = choice.delta.content if choice.delta else None
+                    if choice.delta and getattr(choice.delta, "refusal", None):
+                        refusal.append(choice.delta.refusal)
                     if text:
                         deltas += 1
                         yield text
         finally:
             chunks.close()
+        if refusal and not deltas:
+            raise BackendError(f"The model refused to answer: {''.join(refusal)[:_MAX_CAUSE_CHARS]}")
         if not saw_usage:
             usage.completion_tokens = deltas
             usage.prompt_tokens = _estimate_tokens(messages)

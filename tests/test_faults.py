@@ -233,8 +233,10 @@ class _Endpoint(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     time.sleep(3)
                     return
+                # a dict is sent as the delta itself: {"refusal": ...} is OpenAI's structured refusal
+                delta = piece if isinstance(piece, dict) else {"content": piece}
                 event = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "judge",
-                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.flush()
             done = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "judge",
@@ -261,6 +263,7 @@ def test_judge_run_survives_garbage_refusals_and_timeouts_and_rates_the_rest(set
         "case-other": [valid],
         "case-garbage": ["{{{ score: lots ]]", " <|im_end|>"],
         "case-refuses": [refusal],
+        "case-api-refusal": [{"refusal": "I can't help with "}, {"refusal": "scoring people."}],
         "case-slow": "slow",
         "case-stalls": [valid[:30], None],
     }
@@ -285,8 +288,8 @@ def test_judge_run_survives_garbage_refusals_and_timeouts_and_rates_the_rest(set
 
         run = run_judge(svc, JudgeRunSpec("tes", "judge", "study:faults", concurrency=2, max_retries=2), tes)
         assert run["status"] == "done" and run["error"] is None
-        assert (run["n_ok"], run["n_partial"], run["n_failed"], run["n_total"]) == (2, 0, 4, 6)
-        assert "6/6 rated: 2 ok (33%), 0 partial (0%), 4 failed (67%)" in run_line(run)
+        assert (run["n_ok"], run["n_partial"], run["n_failed"], run["n_total"]) == (2, 0, 5, 7)
+        assert "7/7 rated: 2 ok (29%), 0 partial (0%), 5 failed (71%)" in run_line(run)
 
         rated = {r["session_id"]: r for r in RatingStore(svc.store).list("tes", judge_run_id=run["id"])}
         assert set(rated) == set(ids.values())  # one rating per session, none skipped
@@ -298,13 +301,16 @@ def test_judge_run_survives_garbage_refusals_and_timeouts_and_rates_the_rest(set
             assert r["status"] == "failed" and r["scores"] == {} and r["total"] is None
             assert r["detail"]["raw"] == [raw] * 3 and r["detail"]["attempts"] == 3  # every answer kept
             assert r["detail"]["problems"]
+        r = rated[ids["case-api-refusal"]]  # the structured refusal is quoted as the reason
+        assert r["status"] == "failed" and r["detail"]["attempts"] == 3
+        assert r["detail"]["raw"] == ["[backend error] The model refused to answer: I can't help with scoring people."] * 3
         for case in ("case-slow", "case-stalls"):
             r = rated[ids[case]]
             assert r["status"] == "failed" and r["scores"] == {} and r["detail"]["attempts"] == 3
             assert all(a.startswith("[backend error]") and "timed out after 0.5 s" in a for a in r["detail"]["raw"])
         assert _Endpoint.requests.count("case-slow") == 3 and _Endpoint.requests.count("case-good") == 1
         done = svc.audit.recent(action="judge.run_done")
-        assert done and json.loads(done[0]["detail_json"]) == {"ok": 2, "partial": 0, "failed": 4}
+        assert done and json.loads(done[0]["detail_json"]) == {"ok": 2, "partial": 0, "failed": 5}
     finally:
         server.shutdown()
         server.server_close()
