@@ -33,6 +33,7 @@ BENCHMARKS = {
     "judge_runs": (["--rubrics", "tes"], ["--sessions", "2", "--turns", "2", "--rubrics", "tes"]),
     "cold_start": ([], ["--rounds", "1"]),
     "load": ([], ["--messages", "2", "--alone", "1"]),
+    "cpu_share": ([], ["--rounds", "1", "--replies", "2"]),
 }
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 RESULTS = ROOT / "benchmarks" / "results.jsonl"

@@ -1,8 +1,9 @@
 """Simulation throughput on the embedded model: sessions per hour at concurrency 1 vs 2, and the
 time of one exchange (patient turn + therapist turn) at exchange 2 vs exchange 12 of a session.
 
-Patient and therapist share one base model here, so a flat exchange time shows that the prompt
-cache keeps both conversations' KV state instead of re-reading each prompt (models/kv_cache.py).
+Patient and therapist share one base model here, so a flat time per generated token shows that
+the prompt cache keeps both conversations' KV state instead of re-reading each prompt
+(models/kv_cache.py); the time per exchange also grows with the replies' length.
 
 Run: ``python -m benchmarks.simulation [--sessions 2] [--turns 4] [--long-turns 12]``.
 """
@@ -44,23 +45,32 @@ def sessions_per_hour(concurrency: int, sessions: int, turns: int, seed: int) ->
     return sessions * 3600 / elapsed
 
 
-def exchange_times(turns: int, repeats: int, seed: int) -> list[float]:
-    """Median seconds per exchange at each exchange index over ``repeats`` sessions."""
+def exchange_times(turns: int, repeats: int, seed: int) -> tuple[list[float], list[float]]:
+    """Median seconds per exchange, and per generated token of that exchange (the patient's
+    message and the therapist's reply, counted by the model's tokenizer), at each exchange index
+    over ``repeats`` sessions. Replies get longer as a session goes on; seconds per token tells
+    the cost of a longer context apart from the cost of saying more."""
     from patient_sim.batch import plan, resolve_personas
     from patient_sim.simulate import run_session
-    runs = []
+    runs, per_token = [], []
     with tempfile.TemporaryDirectory() as tmp:
         services = _services(tmp)
+        count = services.pool.get("default").count_tokens
         for spec in plan(resolve_personas(services, f"sample:{repeats}", seed, "act"), ["default"], "default", turns):
             marks = []  # session start, then the end of each exchange (the therapist's reply stored)
 
             def clock(kind, value, marks=marks):
                 if kind == "session" or (kind == "therapist" and value.kind == "done"):
                     marks.append(time.perf_counter())
-            run_session(services, spec, on_event=clock)
-            runs.append([b - a for a, b in zip(marks, marks[1:])])
+            row = run_session(services, spec, on_event=clock)
+            seconds = [b - a for a, b in zip(marks, marks[1:])]
+            said = [t for t in services.sessions.turns(row["id"]) if t["role"] in ("patient", "therapist")]
+            tokens = [count(said[2 * i]["content"]) + count(said[2 * i + 1]["content"]) for i in range(turns)]
+            runs.append(seconds)
+            per_token.append([sec / max(tok, 1) for sec, tok in zip(seconds, tokens)])
         services.store.close()
-    return [statistics.median(run[i] for run in runs) for i in range(turns)]
+    median_at = lambda rows, i: statistics.median(r[i] for r in rows)  # noqa: E731
+    return [median_at(runs, i) for i in range(turns)], [median_at(per_token, i) for i in range(turns)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,17 +84,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     c1 = sessions_per_hour(1, args.sessions, args.turns, args.seed)
     c2 = sessions_per_hour(2, args.sessions, args.turns, args.seed)
-    per = exchange_times(args.long_turns, args.repeats, args.seed)
+    per, per_tok = exchange_times(args.long_turns, args.repeats, args.seed)
     print(f"{'figure':<44}{'ours':>10}{'baseline':>10}{'ratio':>8}")
     print(f"{'sessions/hour, concurrency 2 vs 1 (' + str(args.turns) + ' exch.)':<44}{c2:>10.0f}{c1:>10.0f}{c2 / c1:>8.2f}")
     print(f"{'s per exchange, exchange ' + str(args.long_turns) + ' vs 2':<44}{per[-1]:>10.2f}{per[1]:>10.2f}"
           f"{per[-1] / per[1]:>8.2f}")
+    print(f"{'ms per generated token, exchange ' + str(args.long_turns) + ' vs 2':<44}"
+          f"{1000 * per_tok[-1]:>10.1f}{1000 * per_tok[1]:>10.1f}{per_tok[-1] / per_tok[1]:>8.2f}")
     print("per-exchange medians (s): " + " ".join(f"{x:.2f}" for x in per))
+    print("per-exchange medians (ms per generated token): " + " ".join(f"{1000 * x:.0f}" for x in per_tok))
     write_figures(args.figures, [
         Figure(f"simulated sessions per hour ({args.turns} exchanges), concurrency 2 vs 1", c2, c1, "",
                "sessions/h", "simulation"),
         Figure(f"seconds per simulated exchange, exchange {args.long_turns} vs 2", per[-1], per[1], "",
-               "s", "simulation")])
+               "s", "simulation"),
+        Figure(f"milliseconds per generated token of a simulated exchange, exchange {args.long_turns} vs 2 "
+               "(context growth alone)", round(1000 * per_tok[-1], 1), round(1000 * per_tok[1], 1), "", "ms",
+               "simulation")])
     return 0
 
 

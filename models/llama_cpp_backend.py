@@ -17,11 +17,13 @@ from typing import Iterator
 from models.base import (BackendError, BackendUnavailableError, GenParams, ModelNotFoundError,
                          TextStream, Usage, clean_messages, split_prefix)
 from models.compute_thread import COMPUTE
+from models.cpu_share import SHARE
 from models.kv_cache import ConversationSwitcher
 from models.prompt import render_segments
 
 DEFAULT_CACHE_BYTES = 1 << 30
 TOKEN_CACHE_ENTRIES = 4096
+SHARE_CHECK_TOKENS = 8
 
 _hosts: dict[tuple, "LlamaHost"] = {}
 _hosts_lock = threading.Lock()
@@ -45,8 +47,11 @@ class LlamaHost:
         llama_cpp, chat_format = _import_llama_cpp()
         self.lock = threading.Lock()
         # llama-cpp-python generates on half the cores by default; a small model on a small
-        # machine is faster on all of them (measured: 81 vs 54 tokens/s on 2 cores).
+        # machine is faster on all of them (measured: 81 vs 54 tokens/s on 2 cores), shared with
+        # the other processes generating at the same time (models/cpu_share.py) unless fixed.
+        self.share = SHARE if n_threads is None else None
         n_threads = n_threads or os.cpu_count() or 1
+        self.threads = n_threads
         try:
             self.llm = COMPUTE.call(lambda: llama_cpp.Llama(
                 model_path=str(model_path), lora_path=str(lora_path) if lora_path else None,
@@ -126,6 +131,15 @@ class LlamaHost:
             return scores
         return LogitsProcessorList([block_early_end])
 
+    def apply_thread_share(self) -> None:
+        """Run on this process's share of the cores now (compute thread, under ``lock``)."""
+        if self.share is None:
+            return
+        wanted = self.share.threads()
+        if wanted != self.threads:
+            self.llm._ctx.set_n_threads(wanted, wanted)
+            self.threads = wanted
+
     def grammar(self, schema: dict):
         return self._grammar_cls.from_json_schema(json.dumps(schema), verbose=False)
 
@@ -171,7 +185,8 @@ class LlamaCppBackend:
 
     def _generate(self, tokens: list[int], prefill: int, params: GenParams, usage: Usage) -> Iterator[str]:
         host = self.host
-        with host.lock:
+        with host.lock, SHARE.busy():
+            host.apply_thread_share()
             usage.prompt_tokens = len(tokens)
             usage.cached_tokens = host.prepare(tokens, prefill)  # also parks another conversation's state
             if params.fresh:
@@ -187,7 +202,9 @@ class LlamaCppBackend:
             if params.min_tokens:
                 kwargs["logits_processor"] = host.min_tokens_processor(len(tokens), params.min_tokens)
             try:
-                for chunk in host.llm.create_completion(**kwargs):
+                for n, chunk in enumerate(host.llm.create_completion(**kwargs), 1):
+                    if n % SHARE_CHECK_TOKENS == 0:  # another process may have started or stopped
+                        host.apply_thread_share()
                     choice = chunk["choices"][0]
                     if choice.get("finish_reason"):
                         usage.finish_reason = choice["finish_reason"]

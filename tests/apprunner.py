@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,16 @@ def chat_text(message: dict) -> str:
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content)
+
+
+def wait_for(predicate, timeout: float = 15.0, what="condition", interval: float = 0.05):
+    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` s pass
+    (AssertionError naming ``what``, which may be a callable giving the message then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+        time.sleep(interval)

@@ -1,11 +1,12 @@
 """Test helper: scripted models inside a subprocess app or CLI (``python app.py``,
 ``python -m patient_sim simulate``), for tests that need the real app but not a real model's time.
 
-``write_site(folder)`` writes a ``sitecustomize.py`` and a ``theralab.toml`` there; ``fake_env``
-returns the environment that makes a subprocess load both (``PYTHONPATH`` + ``THERALAB_CONFIG``),
-as tests/ui/test_watch_controls_app.py does. ``ModelPool`` then builds these catalog entries as
+``write_site(folder, script, config)`` writes a ``sitecustomize.py`` and a ``theralab.toml`` there;
+``fake_env`` returns the environment that makes a subprocess load both (``PYTHONPATH`` +
+``THERALAB_CONFIG``). ``ModelPool`` then builds the config's ``backend = "fake"`` entries as
 ``models.fake_backend.FakeBackend`` scripts; everything else (Gradio, the session engine, SQLite,
-the batch runner) is real:
+the batch runner) is real. A test passes its own ``script`` (a ``_script(entry)`` function source);
+the default, used by the load and fault tests, is:
 
 * ``fake-therapist`` echoes the markers (``[[...]]``) of the patient messages in its prompt: the
   latest one first ("Reply to [[a-1]]"), then every one it was shown ("heard [[a-0]] [[a-1]]"). A
@@ -26,24 +27,52 @@ MARKER = re.compile(r"\[\[([A-Za-z0-9-]+)\]\]")
 SLOW_WORD = "steadily"
 PATIENT_LINE = "Work has been heavy lately and I keep putting things off."
 
-SITECUSTOMIZE = f"""
-import os, re, sys, time
+# Every scripted site starts with this: the imports, and FAKE_DELAY s per streamed word.
+PRELUDE = f"""
+import json, os, re, sys, time
 sys.path.insert(0, {str(ROOT)!r})
 from models import pool as _pool
 from models.fake_backend import FakeBackend
 
-_MARKER = re.compile({MARKER.pattern!r})
 _DELAY = float(os.environ.get("FAKE_DELAY", "0"))
-_SLOW_DELAY = float(os.environ.get("FAKE_SLOW_DELAY", "0.05"))
-_SLOW_WORDS = int(os.environ.get("FAKE_SLOW_WORDS", "300"))
+"""
+
+# ... and ends with this: ModelPool builds every ``backend = "fake"`` entry from the script's
+# ``_script(entry)`` (messages -> reply); ``_delay_for(reply)``, if the script defines it, sets the
+# pause per word of that reply.
+PATCH = """
+_delay_for = globals().get("_delay_for", lambda reply: _DELAY)
 
 
 class _Scripted(FakeBackend):
     def _deltas(self, reply, messages, usage):
-        slow = reply.startswith("Slowly")
+        pause = _delay_for(reply)
         for piece in super()._deltas(reply, messages, usage):
-            time.sleep(_SLOW_DELAY if slow else _DELAY)
+            time.sleep(pause)
             yield piece
+
+
+_build = _pool.ModelPool._build
+
+
+def _build_with_fakes(self, entry):
+    if entry.backend == "fake":
+        return _Scripted(entry.id, replies=_script(entry))
+    return _build(self, entry)
+
+
+_pool.ModelPool._build = _build_with_fakes
+"""
+
+# The load and fault tests' script: marker-echoing therapist, plain patient (see the docstring).
+MARKER_SCRIPT = f"""
+_MARKER = re.compile({MARKER.pattern!r})
+_SLOW_DELAY = float(os.environ.get("FAKE_SLOW_DELAY", "0.05"))
+_SLOW_WORDS = int(os.environ.get("FAKE_SLOW_WORDS", "300"))
+
+
+def _delay_for(reply):
+    return _SLOW_DELAY if reply.startswith("Slowly") else _DELAY
 
 
 def _therapist(messages):
@@ -62,18 +91,6 @@ def _script(entry):
     if entry.id == "fake-patient":
         return lambda messages: {PATIENT_LINE!r}
     return _therapist
-
-
-_build = _pool.ModelPool._build
-
-
-def _build_with_fakes(self, entry):
-    if entry.backend == "fake":
-        return _Scripted(entry.id, replies=_script(entry))
-    return _build(self, entry)
-
-
-_pool.ModelPool._build = _build_with_fakes
 """
 
 CONFIG = """
@@ -91,10 +108,11 @@ backend = "fake"
 """
 
 
-def write_site(folder: Path) -> Path:
+def write_site(folder: Path, script: str = MARKER_SCRIPT, config: str = CONFIG) -> Path:
+    """A ``sitecustomize.py`` (``PRELUDE`` + ``script`` + ``PATCH``) and a ``theralab.toml`` in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    (folder / "theralab.toml").write_text(CONFIG)
+    (folder / "sitecustomize.py").write_text(PRELUDE + script + PATCH)
+    (folder / "theralab.toml").write_text(config)
     return folder
 
 

@@ -27,21 +27,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from apprunner import RunningApp, chat_text
+from apprunner import RunningApp, chat_text, wait_for
 from fakeapp import SLOW_WORD, fake_env, markers, write_site
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL") or not Path("/proc/self/stat").exists(),
                                 reason="needs Linux (SIGKILL, /proc)")
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def integrity(db: Path) -> str:
@@ -113,20 +103,12 @@ def test_app_killed_mid_reply_keeps_acknowledged_turns_and_the_session_continues
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
     """A 2-layer Llama with random weights and SmolLM2's tokenizer (read from the shipped GGUF)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tinymodels import save_tiny_llama
+    from transformers import AutoTokenizer
     from models.embedded import embedded_gguf_path
     gguf = embedded_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    LlamaForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer)
 
 
 def test_training_job_killed_mid_epoch_reads_failed_and_offers_no_half_adapter(tmp_path, tiny_base):
@@ -303,7 +285,8 @@ def test_judge_run_survives_garbage_refusals_and_timeouts_and_rates_the_rest(set
             assert r["detail"]["problems"]
         r = rated[ids["case-api-refusal"]]  # the structured refusal is quoted as the reason
         assert r["status"] == "failed" and r["detail"]["attempts"] == 3
-        assert r["detail"]["raw"] == ["[backend error] The model refused to answer: I can't help with scoring people."] * 3
+        quoted = "[backend error] The model refused to answer: I can't help with scoring people."
+        assert r["detail"]["raw"] == [quoted] * 3
         for case in ("case-slow", "case-stalls"):
             r = rated[ids[case]]
             assert r["status"] == "failed" and r["scores"] == {} and r["detail"]["attempts"] == 3

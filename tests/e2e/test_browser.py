@@ -6,7 +6,7 @@ page shows and what landed in ``<data dir>/sessions.db``.
 
 Models: the first scenario chats with the real embedded model (llama.cpp on the CPU, short
 replies, greedy). The others use scripted models, injected into the app subprocess (and the jobs
-it starts) through a ``sitecustomize`` on PYTHONPATH, as in tests/ui/test_watch_controls_app.py:
+it starts) through a ``sitecustomize`` on PYTHONPATH (tests/fakeapp.py):
 the catalog entries come from a config file, and ``ModelPool`` builds them as fake backends.
 Everything else (Gradio, the handlers, the session engine, jobs, SQLite) is the real thing, and the
 training job really trains (TRL + PEFT on the embedded model, a tiny dataset) until it is cancelled.
@@ -35,7 +35,8 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="end-to-end browser tests need playwright "
                                "(pip install -r requirements.txt)")
 
-from apprunner import ROOT, RunningApp
+from apprunner import ROOT, RunningApp, wait_for
+from fakeapp import fake_env, write_site
 
 pytestmark = pytest.mark.e2e
 
@@ -53,20 +54,8 @@ REASONING = "The patient avoids tasks; explore values before any technique."
 ANSWER = "What would matter to you about work if the dread were quieter?"
 RISK_HIGH = "I have pills saved up and I plan to take them all."  # the risk screen says: high, self_harm
 
-FAKE_MODELS = f"""
-import json, re, sys, time
-sys.path.insert(0, {str(ROOT)!r})
-from models import pool as _pool
-from models.fake_backend import FakeBackend
-
-
-class _SlowFake(FakeBackend):  # streams visibly, like a model
-    def _deltas(self, reply, messages, usage):
-        for piece in super()._deltas(reply, messages, usage):
-            time.sleep(0.02)
-            yield piece
-
-
+# The scripted models (tests/fakeapp.py runs them; every word streams FAKE_DELAY s, like a model)
+SCRIPT = f"""
 def _judge(messages):  # every item of the rubric named in the judge's prompt, at the top of its scale
     system = messages[0]["content"]
     low, high = map(int, re.search(r"on the scale (-?\\d+)-(-?\\d+)", system).groups())
@@ -85,18 +74,6 @@ def _script(entry):
             return {ANSWER!r} if "</think>" in last["content"] else {REASONING!r}
         return {ANSWER!r}
     return reply
-
-
-_build = _pool.ModelPool._build
-
-
-def _build_with_fakes(self, entry):
-    if entry.backend == "fake":
-        return _SlowFake(entry.id, replies=_script(entry))
-    return _build(self, entry)
-
-
-_pool.ModelPool._build = _build_with_fakes
 """
 
 CONFIG = """
@@ -141,12 +118,10 @@ def app(tmp_path_factory, embedded_hf_data_dir):
     subprocess.run([sys.executable, "-m", "training", "--data-dir", str(data), "build", "name=tiny", "kind=sft",
                     "modality=act", "reasoning=false", "window=1", "limit=1"], cwd=ROOT, check=True,
                    capture_output=True)
-    site = tmp_path_factory.mktemp("e2e-site")
-    (site / "sitecustomize.py").write_text(FAKE_MODELS)
-    (site / "theralab.toml").write_text(CONFIG)
-    running = RunningApp(data, {"PYTHONPATH": str(site), "THERALAB_CONFIG": str(site / "theralab.toml"),
-                                "THERALAB_MAX_TOKENS": "24", "THERALAB_REASONING_BUDGET": "16",
-                                "THERALAB_TEMPERATURE": "0", "THERALAB_SUPERVISE_REFRESH_S": "1"})
+    site = write_site(tmp_path_factory.mktemp("e2e-site"), SCRIPT, CONFIG)
+    running = RunningApp(data, fake_env(site, FAKE_DELAY="0.02", THERALAB_MAX_TOKENS="24",
+                                        THERALAB_REASONING_BUDGET="16", THERALAB_TEMPERATURE="0",
+                                        THERALAB_SUPERVISE_REFRESH_S="1"))
     running.client(auth=("sup1", PASSWORD), timeout=180)  # waits until the app answers
     yield running
     running.stop()
@@ -243,17 +218,6 @@ def users(browser, app, request):
         user.close()
 
 
-def wait_for(predicate, what: str, limit: float = 60):
-    deadline = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def consent(user: User) -> None:
     user.page.get_by_label("I have read this information and I agree to take part").check()
     user.button("Continue").click()
@@ -270,7 +234,7 @@ def bot_messages(user: User, chat: str):
 
 
 def session_id(user: User) -> str:
-    return wait_for(lambda: user.field("Session id").input_value(), "the session id")
+    return wait_for(lambda: user.field("Session id").input_value(), 60, "the session id", interval=0.2)
 
 
 def words(text: str) -> str:
@@ -343,7 +307,7 @@ def test_patient_chats_with_the_embedded_model_and_only_a_supervisor_sees_the_re
     sid = session_id(patient)
     query = "SELECT role, content, reasoning, model_id FROM turns WHERE session_id=? ORDER BY idx"
     stored = wait_for(lambda: len(rows := app.rows(query, (sid,))) >= 2 and rows,
-                      "the therapist's reply in the database", limit=MODEL_WAIT_MS / 1000)
+                      timeout=MODEL_WAIT_MS / 1000, what="the therapist's reply in the database")
     assert [row[0] for row in stored] == ["patient", "therapist"]
     assert stored[0][1] == message
     reply, reasoning, model_id = stored[1][1], stored[1][2], stored[1][3]
@@ -352,7 +316,7 @@ def test_patient_chats_with_the_embedded_model_and_only_a_supervisor_sees_the_re
     expect(bot_messages(patient, "session-chat")).to_have_count(1)
     expect(chat.get_by_text(message)).to_be_visible()
     wait_for(lambda: words(reply)[:20] in words(bot_messages(patient, "session-chat").inner_text()),
-             "the stored reply on the patient's page")  # the start of it: Markdown may render the rest
+             60, "the stored reply on the patient's page", interval=0.2)  # its start: Markdown may render the rest
     # the patient never sees the reasoning: no toggle, no block, not even through a forged API call
     assert REASONING_TITLE not in chat.inner_html() and words(reasoning) not in words(chat.inner_html())
     events = call_api(patient, "history", [sid, True])

@@ -3,7 +3,7 @@ therapist variants x repeats, run two at a time, resumable; and ``--personas all
 
 The embedded model needs tens of seconds per exchange on a busy CPU (test_simulate_cli covers it),
 so here the CLI subprocess gets scripted models: the config file declares ``fake`` catalog entries
-and a ``sitecustomize`` (on PYTHONPATH) lets ``ModelPool`` build them. Argument parsing, planning,
+and a ``sitecustomize`` (on PYTHONPATH, tests/fakeapp.py) lets ``ModelPool`` build them. Argument parsing, planning,
 the thread pool, the session engine and SQLite are the real ones.
 """
 from __future__ import annotations
@@ -17,43 +17,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fakeapp import fake_env, write_site
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-FAKE_MODELS = f"""
-import os, sys, time
-sys.path.insert(0, {str(ROOT)!r})
-from models import pool as _pool
-from models.fake_backend import FakeBackend
-
-_DELAY = float(os.environ.get("SIM_TEST_DELAY", "0"))
-
-
-class _SlowFake(FakeBackend):
-    def _deltas(self, reply, messages, usage):
-        for piece in super()._deltas(reply, messages, usage):
-            time.sleep(_DELAY)
-            yield piece
-
-
-def _reply(entry):
+SCRIPT = """
+def _script(entry):
     if entry.id == "fake-patient":
         return lambda messages: "Mornings are the worst, I just lie there dreading the day."
-    return lambda messages: f"({{entry.id}}) What shows up for you in those mornings?"
-
-
-_build = _pool.ModelPool._build
-
-
-def _build_with_fakes(self, entry):
-    if entry.backend == "fake":
-        return _SlowFake(entry.id, replies=_reply(entry))
-    return _build(self, entry)
-
-
-_pool.ModelPool._build = _build_with_fakes
+    return lambda messages: f"({entry.id}) What shows up for you in those mornings?"
 """
 
 CONFIG = """
@@ -66,13 +40,9 @@ SUMMARY = re.compile(r"^(\d+) planned: (\d+) run, (\d+) already done, (\d+) rest
 
 @pytest.fixture
 def cli(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(FAKE_MODELS)
-    (site / "theralab.toml").write_text(CONFIG)
+    site = write_site(tmp_path / "site", SCRIPT, CONFIG)
     data = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(site), "THERALAB_CONFIG": str(site / "theralab.toml"),
-           "SIM_TEST_DELAY": "0.02"}
+    env = {**os.environ, **fake_env(site, FAKE_DELAY="0.02")}
 
     def simulate(*args: str) -> tuple[tuple[int, ...], str]:
         done = subprocess.run([sys.executable, "-m", "patient_sim", "--data-dir", str(data), "simulate",

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from apprunner import wait_for
 
 from store.audit import AuditLog
 from store.db import Store
@@ -34,16 +35,6 @@ def runner(store, settings):
 def demo_argv(settings, steps=5, sleep=0.05, *extra) -> list[str]:
     return ["store.demo_job", "--steps", str(steps), "--sleep", str(sleep),
             "--data-dir", str(settings.data_dir), *extra]
-
-
-def wait_for(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_status(jobs: JobStore, job_id: str, statuses=("done", "failed", "cancelled"), timeout=15.0) -> dict:

@@ -3,7 +3,7 @@ and the therapist's reasoning in the watched transcript.
 
 The embedded model takes tens of seconds per exchange on a busy CPU, which makes pause/step timing
 unobservable, so the app subprocess gets scripted models: a ``sitecustomize`` (loaded through
-PYTHONPATH, as in test_app_client's network spy) lets ``ModelPool`` build the ``fake`` catalog
+PYTHONPATH, tests/fakeapp.py) lets ``ModelPool`` build the ``fake`` catalog
 entries that the config file declares, with a small delay per streamed word so a run takes long
 enough to pause. Everything else (Gradio, the Watch handlers, the session engine, SQLite) is real.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from apprunner import RunningApp, chat_text
+from fakeapp import fake_env, write_site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,22 +22,7 @@ PATIENT = "Work has been heavy and I keep putting things off."
 REASONING = "The patient avoids tasks; explore values before any technique."
 ANSWER = "What would matter to you about work if the dread were quieter?"
 
-FAKE_MODELS = f"""
-import os, sys, time
-sys.path.insert(0, {str(ROOT)!r})
-from models import pool as _pool
-from models.fake_backend import FakeBackend
-
-_DELAY = float(os.environ.get("WATCH_TEST_DELAY", "0"))
-
-
-class _SlowFake(FakeBackend):
-    def _deltas(self, reply, messages, usage):
-        for piece in super()._deltas(reply, messages, usage):
-            time.sleep(_DELAY)
-            yield piece
-
-
+SCRIPT = f"""
 def _script(entry):
     def reply(messages):
         if entry.id == "fake-patient":
@@ -46,18 +32,6 @@ def _script(entry):
             return {ANSWER!r} if "</think>" in last["content"] else {REASONING!r}
         return {ANSWER!r}
     return reply
-
-
-_build = _pool.ModelPool._build
-
-
-def _build_with_fakes(self, entry):
-    if entry.backend == "fake":
-        return _SlowFake(entry.id, replies=_script(entry))
-    return _build(self, entry)
-
-
-_pool.ModelPool._build = _build_with_fakes
 """
 
 CONFIG = """
@@ -84,11 +58,8 @@ backend = "fake"
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     data = tmp_path_factory.mktemp("watchdata")
-    site = tmp_path_factory.mktemp("watchsite")
-    (site / "sitecustomize.py").write_text(FAKE_MODELS)
-    (site / "theralab.toml").write_text(CONFIG)
-    running = RunningApp(data, {"PYTHONPATH": str(site), "THERALAB_CONFIG": str(site / "theralab.toml"),
-                                "WATCH_TEST_DELAY": "0.03"})
+    site = write_site(tmp_path_factory.mktemp("watchsite"), SCRIPT, CONFIG)
+    running = RunningApp(data, fake_env(site, FAKE_DELAY="0.03"))
     running.client()  # waits until the app answers
     yield running
     running.stop()

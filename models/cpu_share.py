@@ -1,0 +1,109 @@
+"""Share the CPU cores between the processes that run llama.cpp on one machine.
+
+Why: the app, an Admin-tab job (simulation, judge, study) and a command-line batch each load their
+own llama.cpp. Each used every core, and two at once collapsed: ggml's OpenMP threads spin at
+barriers while the other process holds the cores. Measured on 2 cores with raw llama.cpp (64
+greedy tokens): one process alone ran 58-73 tokens/s on 2 threads; two at once ran about 20 each
+on 2 threads each, and 35-40 each on 1 thread each. App turns beside a simulation batch fell
+from about 50 to 3.7 tokens/s.
+
+How: a process that is generating keeps a file named after its pid in a per-user directory under
+the system temp dir. Before a generation, and every few tokens during it, the process counts the
+live files (its own included) and runs on ``cores // busy`` threads. A file whose process is gone
+(killed with -9) is removed by whoever sees it. A process given an explicit thread count
+(``n_threads`` / ``THERALAB_N_THREADS``) keeps it, but still counts as busy for the others.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def default_directory() -> Path:
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"theralab-cpu-{uid}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+class CpuShare:
+    """The busy marker of this process and the thread count it may use now."""
+
+    def __init__(self, cores: int | None = None, directory: Path | None = None, pid: int | None = None):
+        self.cores = cores or os.cpu_count() or 1
+        self.directory = directory or default_directory()
+        self._pid = pid
+        self._depth = 0
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self._pid or os.getpid()  # looked up each time: a forked child is a new process
+
+    @property
+    def marker(self) -> Path:
+        return self.directory / str(self.pid)
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark this process as generating for the duration (nested uses count once)."""
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1:
+                self._write_marker()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    _remove(self.marker)
+
+    def _write_marker(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, exist_ok=True)
+            self.marker.touch()
+        except OSError:
+            pass  # sharing is best effort: without the marker, the others just do not see us
+
+    def busy_processes(self) -> int:
+        """Live processes generating now, this one included when it is."""
+        count = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError:
+            return 1
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            if pid == self.pid or _alive(pid):
+                count += 1
+            else:
+                _remove(Path(entry.path))
+        return max(count, 1)
+
+    def threads(self) -> int:
+        return max(1, self.cores // self.busy_processes())
+
+
+SHARE = CpuShare()
