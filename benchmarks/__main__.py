@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="smaller settings (noisier)")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument("--table", action="store_true",
+                        help="run nothing: rebuild the table (and README block) from benchmarks/results.jsonl")
     args = parser.parse_args(argv)
-    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    names = [] if args.table else args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {list(BENCHMARKS)}")
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         failed = run_all(names, args.quick, figures)
         new = read_figures(figures)
     measured = f"{datetime.date.today().isoformat()}{' --quick' if args.quick else ''}, {os.cpu_count()} cores"
-    rows = merge_rows(read_figures(RESULTS), new, names, measured)
+    # a benchmark that failed keeps the rows of its last good run
+    rows = merge_rows(read_figures(RESULTS), new, [n for n in names if n not in failed], measured)
     save_rows(rows)
     stamp = (f"Measured with `python -m benchmarks` on {platform.machine()} CPUs; the last column gives "
              "each row's date, `--quick` if used, and the core count.")

@@ -66,3 +66,13 @@ def test_rerunning_some_benchmarks_keeps_the_other_rows_with_their_dates():
     table = markdown_table(rows)
     assert table.splitlines()[0].endswith("| measured |")
     assert "| `turn_latency` | 2026-11-01, 2 cores |" in table
+
+
+def test_table_only_rebuilds_the_table_from_the_kept_rows_without_running_anything():
+    kept = read_figures(runner.RESULTS)
+    assert kept, "benchmarks/results.jsonl holds the last measured rows"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--table"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and "==" not in result.stdout  # no benchmark ran
+    for row in kept:
+        assert f"| {row['figure']} |" in result.stdout and row["measured"] in result.stdout
