@@ -10,7 +10,9 @@ from about 50 to 3.7 tokens/s.
 How: a process that is generating keeps a file named after its pid in a per-user directory under
 the system temp dir. Before a generation, and every few tokens during it, the process counts the
 live files (its own included) and runs on ``cores // busy`` threads. A file whose process is gone
-(killed with -9) is removed by whoever sees it. A process given an explicit thread count
+(killed with -9) is removed by whoever sees it. A generating process refreshes its file's time at
+each check, so a file untouched for ``STALE_S`` seconds is ignored too: that covers a pid that a
+new, unrelated process has taken over. A process given an explicit thread count
 (``n_threads`` / ``THERALAB_N_THREADS``) keeps it, but still counts as busy for the others.
 """
 from __future__ import annotations
@@ -18,9 +20,12 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+STALE_S = 120.0
 
 
 def default_directory() -> Path:
@@ -36,6 +41,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+def _mtime(entry: os.DirEntry) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _remove(path: Path) -> None:
@@ -92,17 +104,23 @@ class CpuShare:
             entries = list(os.scandir(self.directory))
         except OSError:
             return 1
+        now = time.time()
         for entry in entries:
             if not entry.name.isdigit():
                 continue
             pid = int(entry.name)
-            if pid == self.pid or _alive(pid):
+            if pid == self.pid:
+                count += 1
+            elif _alive(pid) and now - _mtime(entry) < STALE_S:
                 count += 1
             else:
                 _remove(Path(entry.path))
         return max(count, 1)
 
     def threads(self) -> int:
+        """This process's share of the cores now (and, while busy, a fresh time on its marker)."""
+        if self._depth:
+            self._write_marker()
         return max(1, self.cores // self.busy_processes())
 
 

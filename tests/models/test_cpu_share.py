@@ -48,6 +48,21 @@ def test_busy_peers_split_the_cores_and_a_dead_ones_marker_is_removed(tmp_path, 
             assert not other.marker.exists()
 
 
+def test_a_marker_untouched_for_minutes_is_ignored_even_if_its_pid_is_alive(tmp_path, peer):
+    """A pid can be reused by an unrelated process; a generating process refreshes its marker."""
+    import os
+    import time
+    share = CpuShare(cores=2, directory=tmp_path)
+    other = CpuShare(cores=2, directory=tmp_path, pid=peer.pid)
+    with share.busy(), other.busy():
+        assert share.threads() == 1
+        old = time.time() - cpu_share.STALE_S - 5
+        os.utime(other.marker, (old, old))
+        assert share.threads() == 2 and not other.marker.exists()  # stale: ignored and removed
+        assert other.threads() == 1  # a process still generating writes its marker again at its next check
+        assert share.threads() == 1
+
+
 def test_nested_busy_counts_once_and_odd_files_are_ignored(tmp_path):
     share = CpuShare(cores=3, directory=tmp_path)
     (tmp_path / "notes.txt").write_text("not a pid")
