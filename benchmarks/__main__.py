@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         figures = Path(tmp) / "figures.jsonl"
         failed = run_all(names, args.quick, figures)
-        new = read_figures(figures)
+        new = [r for r in read_figures(figures) if r.get("source") not in failed]
     measured = f"{datetime.date.today().isoformat()}{' --quick' if args.quick else ''}, {os.cpu_count()} cores"
     # a benchmark that failed keeps the rows of its last good run
     rows = merge_rows(read_figures(RESULTS), new, [n for n in names if n not in failed], measured)

@@ -44,7 +44,10 @@ def worker(threads: int | None, replies: int, tokens: int, start_flag: Path) -> 
     params = GenParams(max_tokens=tokens, temperature=0.0, min_tokens=tokens)
     backend.stream([{"role": "user", "content": "Hello."}], GenParams(max_tokens=2)).text()  # warm-up
     print("ready", flush=True)
+    deadline = time.monotonic() + 600
     while not start_flag.exists():
+        if time.monotonic() > deadline:  # the runner is gone: do not wait forever
+            raise SystemExit("no start signal within 600 s")
         time.sleep(0.01)
     started, produced = time.perf_counter(), 0
     for k in range(replies):
@@ -62,16 +65,24 @@ def run_pair(threads: int | None, count: int, replies: int, tokens: int) -> floa
         flag = Path(tmp) / "go"
         args = [sys.executable, "-m", "benchmarks.cpu_share", "--worker", "--replies", str(replies),
                 "--tokens", str(tokens), "--flag", str(flag)] + (["--threads", str(threads)] if threads else [])
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # Its own marker directory: an app or test run elsewhere on the machine neither skews the
+        # workers' share nor is slowed by them.
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": tmp}
         env.pop("THERALAB_N_THREADS", None)
         procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
-        for proc in procs:
-            if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"a worker failed to start (exit {proc.wait()})")
-        started = time.perf_counter()
-        flag.touch()
-        results = [json.loads(proc.communicate(timeout=1800)[0].strip().splitlines()[-1]) for proc in procs]
-        wall = time.perf_counter() - started
+        try:
+            for proc in procs:
+                if proc.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"a worker failed to start (exit {proc.wait()})")
+            started = time.perf_counter()
+            flag.touch()
+            results = [json.loads(proc.communicate(timeout=1800)[0].strip().splitlines()[-1]) for proc in procs]
+            wall = time.perf_counter() - started
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
     return sum(r["tokens"] for r in results) / wall
 
 

@@ -45,6 +45,21 @@ def sessions_per_hour(concurrency: int, sessions: int, turns: int, seed: int) ->
     return sessions * 3600 / elapsed
 
 
+def _exchange_tokens(turns: list[dict], count) -> list[int]:
+    """Tokens generated in each exchange: the patient message and the therapist reply that follows
+    it (the therapist's own count). Patient attempts the simulator threw away are not counted, so
+    an exchange that needed one is slower per token than it looks; with the embedded patient that
+    is rare."""
+    tokens, patient = [], None
+    for turn in turns:
+        if turn["role"] == "patient":
+            patient = turn
+        elif turn["role"] == "therapist" and patient is not None:
+            tokens.append(count(patient["content"]) + (turn["tokens_out"] or count(turn["content"])))
+            patient = None
+    return tokens
+
+
 def exchange_times(turns: int, repeats: int, seed: int) -> tuple[list[float], list[float]]:
     """Median seconds per exchange, and per generated token of that exchange (the patient's
     message and the therapist's reply, counted by the model's tokenizer), at each exchange index
@@ -64,8 +79,10 @@ def exchange_times(turns: int, repeats: int, seed: int) -> tuple[list[float], li
                     marks.append(time.perf_counter())
             row = run_session(services, spec, on_event=clock)
             seconds = [b - a for a, b in zip(marks, marks[1:])]
-            said = [t for t in services.sessions.turns(row["id"]) if t["role"] in ("patient", "therapist")]
-            tokens = [count(said[2 * i]["content"]) + count(said[2 * i + 1]["content"]) for i in range(turns)]
+            tokens = _exchange_tokens(services.sessions.turns(row["id"]), count)
+            if len(seconds) != turns or len(tokens) != turns:
+                raise RuntimeError(f"session {row['id']}: {len(seconds)} timed and {len(tokens)} stored "
+                                   f"exchanges, {turns} planned (a reply held or failed?)")
             runs.append(seconds)
             per_token.append([sec / max(tok, 1) for sec, tok in zip(seconds, tokens)])
         services.store.close()

@@ -9,23 +9,23 @@ from about 50 to 3.7 tokens/s.
 
 How: a process that is generating keeps a file named after its pid in a per-user directory under
 the system temp dir. Before a generation, and every few tokens during it, the process counts the
-live files (its own included) and runs on ``cores // busy`` threads. A file whose process is gone
-(killed with -9) is removed by whoever sees it. A generating process refreshes its file's time at
-each check, so a file untouched for ``STALE_S`` seconds is ignored too: that covers a pid that a
-new, unrelated process has taken over. A process given an explicit thread count
-(``n_threads`` / ``THERALAB_N_THREADS``) keeps it, but still counts as busy for the others.
+live files (its own included) and runs on ``cores // busy`` threads. The file holds the process's
+start time and boot id (``processes.py``): a file whose process is gone (killed with -9), or
+whose pid a new, unrelated process has taken over, is removed by whoever sees it. A process given
+an explicit thread count (``n_threads`` / ``THERALAB_N_THREADS``) keeps it, but still counts as
+busy for the others.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-STALE_S = 120.0
+from processes import process_alive, process_identity
 
 
 def default_directory() -> Path:
@@ -33,21 +33,20 @@ def default_directory() -> Path:
     return Path(tempfile.gettempdir()) / f"theralab-cpu-{uid}"
 
 
-def _alive(pid: int) -> bool:
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask or cpuset), else every core."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
-def _mtime(entry: os.DirEntry) -> float:
+def _identity(path: Path) -> dict:
     try:
-        return entry.stat().st_mtime
-    except OSError:
-        return 0.0
+        identity = json.loads(path.read_text())
+    except (OSError, ValueError):
+        identity = None
+    return identity if isinstance(identity, dict) else {}  # being written: judged by the pid alone
 
 
 def _remove(path: Path) -> None:
@@ -61,7 +60,7 @@ class CpuShare:
     """The busy marker of this process and the thread count it may use now."""
 
     def __init__(self, cores: int | None = None, directory: Path | None = None, pid: int | None = None):
-        self.cores = cores or os.cpu_count() or 1
+        self.cores = cores or usable_cores()
         self.directory = directory or default_directory()
         self._pid = pid
         self._depth = 0
@@ -93,7 +92,7 @@ class CpuShare:
     def _write_marker(self) -> None:
         try:
             self.directory.mkdir(mode=0o700, exist_ok=True)
-            self.marker.touch()
+            self.marker.write_text(json.dumps(process_identity(self.pid)))
         except OSError:
             pass  # sharing is best effort: without the marker, the others just do not see us
 
@@ -104,23 +103,18 @@ class CpuShare:
             entries = list(os.scandir(self.directory))
         except OSError:
             return 1
-        now = time.time()
         for entry in entries:
             if not entry.name.isdigit():
                 continue
             pid = int(entry.name)
-            if pid == self.pid:
-                count += 1
-            elif _alive(pid) and now - _mtime(entry) < STALE_S:
+            if pid == self.pid or process_alive(pid, _identity(Path(entry.path))):
                 count += 1
             else:
                 _remove(Path(entry.path))
         return max(count, 1)
 
     def threads(self) -> int:
-        """This process's share of the cores now (and, while busy, a fresh time on its marker)."""
-        if self._depth:
-            self._write_marker()
+        """This process's share of the cores now."""
         return max(1, self.cores // self.busy_processes())
 
 

@@ -8,7 +8,6 @@ markup with special tokens, message text without) and passed to llama.cpp as tok
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Iterator
 from models.base import (BackendError, BackendUnavailableError, GenParams, ModelNotFoundError,
                          TextStream, Usage, clean_messages, split_prefix)
 from models.compute_thread import COMPUTE
-from models.cpu_share import SHARE
+from models.cpu_share import SHARE, usable_cores
 from models.kv_cache import ConversationSwitcher
 from models.prompt import render_segments
 
@@ -50,7 +49,7 @@ class LlamaHost:
         # machine is faster on all of them (measured: 81 vs 54 tokens/s on 2 cores), shared with
         # the other processes generating at the same time (models/cpu_share.py) unless fixed.
         self.share = SHARE if n_threads is None else None
-        n_threads = n_threads or os.cpu_count() or 1
+        n_threads = n_threads or usable_cores()
         self.threads = n_threads
         try:
             self.llm = COMPUTE.call(lambda: llama_cpp.Llama(
@@ -153,7 +152,7 @@ def get_host(model_path: str | Path, lora_path: str | Path | None = None, n_ctx:
     lora = Path(lora_path) if lora_path else None
     if lora is not None and not lora.is_file():
         raise ModelNotFoundError(f"LoRA adapter file not found: {lora}")
-    key = (str(model.resolve()), str(lora.resolve()) if lora else None, n_ctx)
+    key = (str(model.resolve()), str(lora.resolve()) if lora else None, n_ctx, n_threads)
     with _hosts_lock:
         host = _hosts.get(key)
         if host is None:
