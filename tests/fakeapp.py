@@ -93,18 +93,44 @@ def _script(entry):
     return _therapist
 """
 
-CONFIG = """
-preload_default = false
+def models_config(*entries: tuple, preload_default: bool | None = False) -> str:
+    """A ``theralab.toml`` declaring ``fake`` catalog entries, each ``(id, label)`` or
+    ``(id, label, reasoning)``; ``preload_default=None`` leaves that setting at its default."""
+    lines = [] if preload_default is None else [f"preload_default = {str(preload_default).lower()}"]
+    for model_id, label, *reasoning in entries:
+        lines += ["", "[[models]]", f'id = "{model_id}"', f'label = "{label}"', 'backend = "fake"']
+        lines += [f'reasoning = "{r}"' for r in reasoning]
+    return "\n".join(lines) + "\n"
 
-[[models]]
-id = "fake-therapist"
-label = "Scripted therapist"
-backend = "fake"
 
-[[models]]
-id = "fake-patient"
-label = "Scripted patient"
-backend = "fake"
+CONFIG = models_config(("fake-therapist", "Scripted therapist"), ("fake-patient", "Scripted patient"))
+# The two therapists of ``reasoning_script``: one answers at once, one thinks first.
+THERAPISTS = (("fake-therapist", "Scripted therapist"), ("fake-think", "Scripted reasoning therapist", "think"))
+
+
+def reasoning_script(patient: str, reasoning: str, answer: str) -> str:
+    """A script where ``fake-patient`` says ``patient``; a therapist answers ``answer``, and one
+    with ``reasoning = "think"`` first thinks ``reasoning``; ``fake-judge`` gives every item of the
+    rubric named in its prompt the top of the scale."""
+    return f"""
+def _judge(messages):
+    system = messages[0]["content"]
+    low, high = map(int, re.search(r"on the scale (-?\\d+)-(-?\\d+)", system).groups())
+    items = re.findall(r"^- (\\S+) \\(item \\d+", system, re.M)
+    return json.dumps({{item: {{"rationale": "Scripted judge.", "score": high}} for item in items}})
+
+
+def _script(entry):
+    def reply(messages):
+        if entry.id == "fake-judge":
+            return _judge(messages)
+        if entry.id == "fake-patient":
+            return {patient!r}
+        last = messages[-1]
+        if entry.thinks and last.get("prefix"):  # phase 1 continues "<think>", phase 2 the answer
+            return {answer!r} if "</think>" in last["content"] else {reasoning!r}
+        return {answer!r}
+    return reply
 """
 
 

@@ -36,7 +36,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="end-to-end browser
                                "(pip install -r requirements.txt)")
 
 from apprunner import ROOT, RunningApp, wait_for
-from fakeapp import fake_env, write_site
+from fakeapp import THERAPISTS, fake_env, models_config, reasoning_script, write_site
 
 pytestmark = pytest.mark.e2e
 
@@ -55,49 +55,9 @@ ANSWER = "What would matter to you about work if the dread were quieter?"
 RISK_HIGH = "I have pills saved up and I plan to take them all."  # the risk screen says: high, self_harm
 
 # The scripted models (tests/fakeapp.py runs them; every word streams FAKE_DELAY s, like a model)
-SCRIPT = f"""
-def _judge(messages):  # every item of the rubric named in the judge's prompt, at the top of its scale
-    system = messages[0]["content"]
-    low, high = map(int, re.search(r"on the scale (-?\\d+)-(-?\\d+)", system).groups())
-    items = re.findall(r"^- (\\S+) \\(item \\d+", system, re.M)
-    return json.dumps({{item: {{"rationale": "Scripted judge.", "score": high}} for item in items}})
-
-
-def _script(entry):
-    def reply(messages):
-        if entry.id == "fake-judge":
-            return _judge(messages)
-        if entry.id == "fake-patient":
-            return {PATIENT!r}
-        last = messages[-1]
-        if entry.thinks and last.get("prefix"):  # phase 1 continues "<think>", phase 2 the answer
-            return {ANSWER!r} if "</think>" in last["content"] else {REASONING!r}
-        return {ANSWER!r}
-    return reply
-"""
-
-CONFIG = """
-[[models]]
-id = "fake-therapist"
-label = "Scripted therapist"
-backend = "fake"
-
-[[models]]
-id = "fake-think"
-label = "Scripted reasoning therapist"
-backend = "fake"
-reasoning = "think"
-
-[[models]]
-id = "fake-patient"
-label = "Scripted patient"
-backend = "fake"
-
-[[models]]
-id = "fake-judge"
-label = "Scripted judge"
-backend = "fake"
-"""
+SCRIPT = reasoning_script(PATIENT, REASONING, ANSWER)
+CONFIG = models_config(*THERAPISTS, ("fake-patient", "Scripted patient"), ("fake-judge", "Scripted judge"),
+                       preload_default=None)
 
 
 # ----- fixtures --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from apprunner import RunningApp, chat_text
-from fakeapp import fake_env, write_site
+from fakeapp import THERAPISTS, fake_env, models_config, reasoning_script, write_site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,37 +22,8 @@ PATIENT = "Work has been heavy and I keep putting things off."
 REASONING = "The patient avoids tasks; explore values before any technique."
 ANSWER = "What would matter to you about work if the dread were quieter?"
 
-SCRIPT = f"""
-def _script(entry):
-    def reply(messages):
-        if entry.id == "fake-patient":
-            return {PATIENT!r}
-        last = messages[-1]
-        if entry.thinks and last.get("prefix"):  # phase 1 continues "<think>", phase 2 the answer
-            return {ANSWER!r} if "</think>" in last["content"] else {REASONING!r}
-        return {ANSWER!r}
-    return reply
-"""
-
-CONFIG = """
-preload_default = false
-
-[[models]]
-id = "fake-therapist"
-label = "Scripted therapist"
-backend = "fake"
-
-[[models]]
-id = "fake-think"
-label = "Scripted reasoning therapist"
-backend = "fake"
-reasoning = "think"
-
-[[models]]
-id = "fake-patient"
-label = "Scripted patient"
-backend = "fake"
-"""
+SCRIPT = reasoning_script(PATIENT, REASONING, ANSWER)
+CONFIG = models_config(*THERAPISTS, ("fake-patient", "Scripted patient"))
 
 
 @pytest.fixture(scope="module")
