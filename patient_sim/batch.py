@@ -92,8 +92,10 @@ def run_batch(services, specs: list[SimSpec], concurrency: int = 1, reporter=Non
                                   failed=len(summary.failed))
     except BaseException:
         # Cancelled (SIGTERM, Ctrl-C): drop the queued sessions instead of running them all, as a
-        # plain ``with`` block would; the ones already running finish, and a re-run resumes.
-        pool.shutdown(wait=False, cancel_futures=True)
+        # plain ``with`` block would. The ones already running finish before this returns (the
+        # interpreter would wait for them at exit anyway), so a re-run in the same process never
+        # restarts a session that is still being written; a re-run resumes the rest.
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
     bar.close()
