@@ -42,6 +42,9 @@ class Settings:
     embedded_backend: str = "llama_cpp"
     n_ctx: int = 4096
     n_threads: int | None = None
+    # llama.cpp flash attention. Off: on the CPU it made 20 new tokens after 1,800 cached ones
+    # 1.4-1.5x slower (README: Performance); a GPU build of llama.cpp may gain from it.
+    flash_attn: bool = False
     max_tokens: int = 150
     reasoning_budget: int = 120  # tokens of <think> before the answer is forced
     temperature: float = 0.7
@@ -61,6 +64,9 @@ class Settings:
     # Optional second-stage risk classifier: a catalog model id; empty = rules only.
     risk_classifier: str = ""
     supervise_refresh_s: float = 2.0  # how often the Supervise tab polls for new sessions and flags
+    # Run llama.cpp and transformers models in a supervised worker process (models/worker.py), so a
+    # native crash fails only the turns in flight. False runs them inside this process (debugging).
+    model_worker: bool = True
 
     @property
     def db_path(self) -> Path:
@@ -68,10 +74,10 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_SCALARS = {"host", "port", "data_dir", "embedded_backend", "n_ctx", "n_threads", "max_tokens",
+_SCALARS = {"host", "port", "data_dir", "embedded_backend", "n_ctx", "n_threads", "flash_attn", "max_tokens",
             "reasoning_budget", "temperature", "top_p", "repeat_penalty", "max_message_chars",
             "preload_default", "crisis_locale", "consent_version", "consent_file", "review_frequency",
-            "supervisor_contact", "risk_classifier", "supervise_refresh_s"}
+            "supervisor_contact", "risk_classifier", "supervise_refresh_s", "model_worker"}
 
 
 def _as_int(value: Any) -> int:

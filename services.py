@@ -46,7 +46,7 @@ def build_services(settings: Settings) -> Services:
     sessions = SessionStore(store)
     flags = FlagStore(store)
     catalog = Catalog(settings)
-    pool = ModelPool(settings, catalog)
+    pool = ModelPool(settings, catalog, on_event=lambda event: audit_worker_event(audit, event))
     drafts = DraftStore(store)
     engine = SessionEngine(settings, sessions, catalog, pool, audit, flags, drafts, ConsentStore(store))
     users = UserStore(store)
@@ -60,6 +60,12 @@ def build_services(settings: Settings) -> Services:
     settle_runs(store)
     return Services(settings, store, audit, sessions, flags, catalog, pool, engine, users, drafts,
                     NoteStore(store), personas, jobs, sign_in=users.count() > 0)
+
+
+def audit_worker_event(audit: AuditLog, event) -> None:
+    """A model worker crashed, restarted or was paused: the supervisor's record of it."""
+    audit.record("system", f"model.worker_{event.kind}", event.worker, pid=event.pid, detail=event.detail,
+                 in_flight=event.in_flight, **({"restart_ms": event.ms} if event.ms is not None else {}))
 
 
 def preload_default(services: Services) -> threading.Thread:

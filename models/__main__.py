@@ -1,4 +1,4 @@
-"""``python -m models list``: print the model catalog."""
+"""``python -m models list``: print the model catalog; ``python -m models doctor``: check this machine."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     lister.add_argument("--data-dir")
     lister.add_argument("--config")
     lister.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor = sub.add_parser("doctor", help="CPU features, llama.cpp build, and a timed generation on each local backend")
+    doctor.add_argument("--data-dir")
+    doctor.add_argument("--config")
+    doctor.add_argument("--tokens", type=int, default=32, help="tokens to generate per backend (default 32)")
+    doctor.add_argument("--backend", action="append", choices=["llama_cpp", "hf"],
+                        help="check only this backend (repeatable; default both)")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     register_cli(sub)
     args = parser.parse_args(argv)
     if args.command == "convert-lora":
@@ -29,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "doctor":
+        return run_doctor(args, catalog.settings)
     entries = catalog.entries()
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2))
@@ -40,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     for err in catalog.errors:
         print(f"warning: {err}", file=sys.stderr)
     return 0
+
+
+def run_doctor(args, settings) -> int:
+    """Exit 0 when the embedded model runs on at least one local backend, else 1."""
+    from models.doctor import diagnose, render
+    report = diagnose(settings.data_dir, settings, args.tokens, tuple(args.backend or ("llama_cpp", "hf")))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
+    return 0 if any(p.usable for p in report.probes) else 1
 
 
 if __name__ == "__main__":

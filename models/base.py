@@ -21,6 +21,19 @@ class BackendUnavailableError(BackendError):
     """The Python package a backend needs is not installed."""
 
 
+STOPPED_MESSAGE = "The model stopped unexpectedly; your message is saved. Press Retry."
+
+
+class ModelStopped(BackendError):
+    """The model worker process died (crash, abort, OOM kill) while this request was in flight.
+
+    The message is for the patient; ``detail`` says how the process ended."""
+
+    def __init__(self, detail: str = ""):
+        super().__init__(STOPPED_MESSAGE)
+        self.detail = detail
+
+
 @dataclass
 class GenParams:
     """Sampling settings shared by every backend.

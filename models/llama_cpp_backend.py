@@ -42,7 +42,7 @@ class LlamaHost:
     """A loaded GGUF model shared by every backend that uses it. Not thread safe: use ``lock``."""
 
     def __init__(self, model_path: Path, lora_path: Path | None, n_ctx: int, n_threads: int | None,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, flash_attn: bool = False):
         llama_cpp, chat_format = _import_llama_cpp()
         self.lock = threading.Lock()
         # llama-cpp-python generates on half the cores by default; a small model on a small
@@ -54,7 +54,8 @@ class LlamaHost:
         try:
             self.llm = COMPUTE.call(lambda: llama_cpp.Llama(
                 model_path=str(model_path), lora_path=str(lora_path) if lora_path else None,
-                n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False))
+                n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, flash_attn=flash_attn,
+                verbose=False))
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not load {model_path}: {exc}") from exc
         self.switcher = ConversationSwitcher(self.llm, cache_bytes)
@@ -144,7 +145,7 @@ class LlamaHost:
 
 
 def get_host(model_path: str | Path, lora_path: str | Path | None = None, n_ctx: int = 4096,
-             n_threads: int | None = None) -> LlamaHost:
+             n_threads: int | None = None, flash_attn: bool = False) -> LlamaHost:
     """Load (once) and return the shared host for this model and LoRA."""
     model = Path(model_path)
     if not model.is_file():
@@ -152,11 +153,11 @@ def get_host(model_path: str | Path, lora_path: str | Path | None = None, n_ctx:
     lora = Path(lora_path) if lora_path else None
     if lora is not None and not lora.is_file():
         raise ModelNotFoundError(f"LoRA adapter file not found: {lora}")
-    key = (str(model.resolve()), str(lora.resolve()) if lora else None, n_ctx, n_threads)
+    key = (str(model.resolve()), str(lora.resolve()) if lora else None, n_ctx, n_threads, flash_attn)
     with _hosts_lock:
         host = _hosts.get(key)
         if host is None:
-            host = _hosts[key] = LlamaHost(model, lora, n_ctx, n_threads)
+            host = _hosts[key] = LlamaHost(model, lora, n_ctx, n_threads, flash_attn=flash_attn)
     return host
 
 
@@ -165,9 +166,9 @@ class LlamaCppBackend:
     supports_json_schema = True
 
     def __init__(self, id: str, model_path: str | Path, lora_path: str | Path | None = None,
-                 n_ctx: int = 4096, n_threads: int | None = None):
+                 n_ctx: int = 4096, n_threads: int | None = None, flash_attn: bool = False):
         self.id = id
-        self.host = get_host(model_path, lora_path, n_ctx, n_threads)
+        self.host = get_host(model_path, lora_path, n_ctx, n_threads, flash_attn)
 
     def count_tokens(self, text: str) -> int:
         return self.host.count_tokens(text)

@@ -1,18 +1,34 @@
-"""Turns catalog entries into loaded backends, once each, shared by the whole app."""
+"""Turns catalog entries into loaded backends, once each, shared by the whole app.
+
+Local models (llama.cpp, transformers) live in a supervised worker process per backend kind
+(``models/worker_client.py``), one per process and kind, shared by every pool; what the pool hands
+out for them is a proxy with the same interface. ``on_event`` hears when a worker crashes or
+restarts (the app audits it).
+"""
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 from config import Settings
 from models.base import ChatBackend
-from models.catalog import EMBEDDED, Catalog, CatalogEntry
+from models.catalog import Catalog, CatalogEntry
+
+LOCAL_BACKENDS = ("llama_cpp", "hf")
 
 
 class ModelPool:
-    def __init__(self, settings: Settings, catalog: Catalog):
+    def __init__(self, settings: Settings, catalog: Catalog, on_event: Callable | None = None,
+                 private_workers: bool = False):
         self.settings = settings
+        # Every pool of a process shares one worker per backend kind, as it once shared one loaded
+        # model: a test or tool that builds many pools still loads each model once. A private
+        # worker is this pool's alone (tests that crash it on purpose).
+        self._private = private_workers
         self.catalog = catalog
+        self.on_event = on_event
         self._backends: dict[str, ChatBackend] = {}
+        self._workers: dict = {}
         self._lock = threading.Lock()
 
     def register(self, model_id: str, backend: ChatBackend) -> None:
@@ -30,23 +46,48 @@ class ModelPool:
         with self._lock:
             return self._backends.setdefault(model_id, backend)
 
-    def _base_path(self, entry: CatalogEntry) -> str:
-        if entry.base != EMBEDDED:
-            return entry.base
-        if entry.backend == "hf":
-            from models.embedded import ensure_embedded_hf
-            return str(ensure_embedded_hf(self.settings.data_dir))
-        from models.embedded import embedded_gguf_path
-        return str(embedded_gguf_path())
+    def local_spec(self, entry: CatalogEntry) -> dict:
+        """What a worker needs to load ``entry`` (plain data: it crosses a process boundary)."""
+        return {"backend": entry.backend, "id": entry.id, "base": entry.base, "adapter": entry.adapter,
+                "n_ctx": self.settings.n_ctx, "n_threads": self.settings.n_threads,
+                "flash_attn": self.settings.flash_attn,
+                "data_dir": str(self.settings.data_dir)}
+
+    def worker(self, kind: str):
+        """The supervised worker process for one local backend kind (started on first use)."""
+        from models.worker_client import ModelWorker, shared_worker
+        with self._lock:
+            worker = self._workers.get(kind)
+            if worker is None:
+                if self._private:
+                    worker = ModelWorker(kind)
+                else:
+                    worker = shared_worker(kind)
+                if self.on_event is not None:
+                    worker.add_listener(self.on_event)
+                self._workers[kind] = worker
+            return worker
+
+    def close(self) -> None:
+        """Stop listening to the workers, and stop the private ones (shared workers stop by
+        themselves when this process ends)."""
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+            self._backends = {k: b for k, b in self._backends.items() if not hasattr(b, "worker")}
+        for worker in workers:
+            if self.on_event is not None:
+                worker.remove_listener(self.on_event)
+            if self._private:
+                worker.close()
 
     def _build(self, entry: CatalogEntry) -> ChatBackend:
-        if entry.backend == "llama_cpp":
-            from models.llama_cpp_backend import LlamaCppBackend
-            return LlamaCppBackend(entry.id, self._base_path(entry), entry.adapter,
-                                   n_ctx=self.settings.n_ctx, n_threads=self.settings.n_threads)
-        if entry.backend == "hf":
-            from models.hf_backend import HFBackend
-            return HFBackend(entry.id, self._base_path(entry), entry.adapter)
+        if entry.backend in LOCAL_BACKENDS:
+            spec = self.local_spec(entry)
+            if not self.settings.model_worker:
+                from models.worker import build_local_backend
+                return build_local_backend(spec)
+            from models.worker_client import WorkerBackend
+            return WorkerBackend(entry.id, self.worker(entry.backend), spec)
         if entry.backend == "openai":
             from models.openai_backend import OpenAIBackend
             return OpenAIBackend(entry.id, entry.base_url, entry.model, api_key_env=entry.api_key_env)

@@ -235,11 +235,13 @@ def test_the_whole_corpus_in_one_session(services):
 
 @pytest.fixture(scope="module")
 def real_host(tmp_path_factory):
-    """The embedded GGUF's llama.cpp host, as the app's pool loads it."""
+    """The embedded GGUF's llama.cpp host, as the app's worker process loads it (here in process,
+    to look at its tokenizer)."""
     from config import load_settings
     from models.catalog import Catalog
     from models.pool import ModelPool
-    settings = load_settings(["--data-dir", str(tmp_path_factory.mktemp("hostile-tok"))], env={})
+    settings = load_settings(["--data-dir", str(tmp_path_factory.mktemp("hostile-tok"))],
+                             env={"THERALAB_MODEL_WORKER": "0"})
     return ModelPool(settings, Catalog(settings)).get("default").host
 
 

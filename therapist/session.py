@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from config import Settings
-from models.base import BackendError, GenParams
+from models.base import BackendError, GenParams, ModelStopped
 from models.catalog import Catalog, CatalogEntry, CatalogError
 from models.pool import ModelPool
 from store.audit import AuditLog
@@ -338,7 +338,8 @@ class SessionEngine(ReviewActions):
             yield from self._stream_reply(backend, messages, entry.thinks, reply, started, ref)
         except (BackendError, ContextOverflow) as exc:
             self.audit.record(None, "turn.error", session_id, error=str(exc), model=entry.id)
-            yield TurnEvent("error", str(exc) if isinstance(exc, ContextOverflow)
+            # A crashed model worker already says what happened and what to do (models/worker_client.py).
+            yield TurnEvent("error", str(exc) if isinstance(exc, (ContextOverflow, ModelStopped))
                             else f"The therapist model failed: {exc}")
             return
         if "leak_screen" in reply.notes:  # the supervisor's record that instructions were redacted

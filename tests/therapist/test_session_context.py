@@ -96,8 +96,10 @@ def test_the_summary_falls_back_to_an_extract_when_the_last_message_does_not_fit
 def test_the_real_backend_counts_tokens_as_its_prompt_does_real_model(services):
     """The embedded GGUF's count_tokens and the history the engine builds with it (tokenization
     only, no generation): a token-dense message is dropped so the next prompt fits the context."""
-    backend = services.pool.get("default")
-    host = backend.host
+    from models.embedded import embedded_gguf_path
+    from models.llama_cpp_backend import get_host
+    backend = services.pool.get("default")  # a proxy: the model itself runs in the worker process
+    host = get_host(embedded_gguf_path(), None, services.settings.n_ctx, services.settings.n_threads)
     digits = "0123456789" * 799
     assert backend.count_tokens(digits) == len(host.tokenize([{"role": "user", "content": digits}])) - \
         len(host.tokenize([{"role": "user", "content": ""}]))

@@ -221,7 +221,8 @@ def test_embedded_backend_hf_serves_the_builtins(embedded_hf_data_dir):
         assert events[-1].kind == "done", events[-1].text
         row = svc.sessions.turns(session["id"])[-1]
         assert row["content"].strip() and row["reasoning"] and row["tokens_out"] > 0
-        assert type(svc.pool.get("default-think")).__name__ == "HFBackend"
+        backend = svc.pool.get("default-think")  # served by transformers in the "hf" worker process
+        assert backend.spec["backend"] == "hf" and backend.worker.name == "hf" and backend.worker.pid
     finally:
         svc.store.close()
 
