@@ -34,6 +34,7 @@ BENCHMARKS = {
     "cold_start": ([], ["--rounds", "1"]),
     "load": ([], ["--messages", "2", "--alone", "1"]),
     "cpu_share": ([], ["--rounds", "1", "--replies", "2"]),
+    "worker": ([], ["--rounds", "2", "--crashes", "1"]),
 }
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 RESULTS = ROOT / "benchmarks" / "results.jsonl"
