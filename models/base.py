@@ -5,8 +5,9 @@ Every model backend (llama.cpp, transformers, OpenAI-compatible, fake) implement
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 
 class BackendError(RuntimeError):
@@ -120,3 +121,21 @@ def split_prefix(messages: list[dict]) -> tuple[list[dict], str]:
 def clean_messages(messages: list[dict]) -> list[dict[str, Any]]:
     """Keep only the keys chat templates understand."""
     return [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
+
+
+def coalesce(deltas: Iterable[str], window_s: float) -> Iterator[str]:
+    """The same text in pieces at most every ``window_s`` seconds; the first piece at once.
+
+    Why: each piece a stream hands on wakes threads (and, across the model worker's socket, a
+    process) and is screened before it is shown; per token, on a fast CPU, that work took the
+    cores away from the model generating the next token. Text arriving slower than ``window_s``
+    passes piece by piece, unchanged."""
+    held, last = "", None
+    for delta in deltas:
+        held += delta
+        now = time.perf_counter()
+        if last is None or now - last >= window_s:
+            yield held
+            held, last = "", now
+    if held:
+        yield held

@@ -27,7 +27,11 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 
-from models.base import BackendError, GenParams
+from models.base import BackendError, GenParams, coalesce
+
+# Streamed text crosses to the app at most this often (the first piece at once): each message
+# wakes the app's threads, which took CPU from the cores generating (models/base.py: coalesce).
+SEND_EVERY_S = 0.04
 
 
 def spec_key(spec: dict) -> str:
@@ -129,7 +133,7 @@ class Worker:
         stream = None
         try:
             stream = self._backends[key].stream(messages, GenParams(**params))
-            for delta in stream:
+            for delta in coalesce(stream, SEND_EVERY_S):
                 if cancel.is_set():
                     break
                 self.send(rid, "delta", delta)

@@ -37,6 +37,10 @@ CRASH_LIMIT = 3
 CRASH_WINDOW_S = 60.0
 PAUSE_S = 30.0
 COUNT_CACHE_ENTRIES = 4096
+# A worker that says nothing for this long while it has work (and is not loading a model) is hung
+# (a native deadlock, a stopped process): it is killed and handled like a crash.
+STALL_S = 300.0
+WAIT_SLICE_S = 5.0
 
 
 @dataclass
@@ -53,6 +57,7 @@ class WorkerEvent:
 class _Pending:
     generation: int
     answers: queue.Queue
+    op: str = ""
 
 
 def _raise_remote(kind: str, text: str) -> None:
@@ -84,6 +89,8 @@ class ModelWorker:
         self._paused_until = 0.0
         self._last_exit = ""
         self._closed = False
+        self._heard = time.monotonic()   # the last message from the worker, or when it got work
+        self._kill_reason = ""
 
     # ----- process --------------------------------------------------------------------------
     @property
@@ -132,6 +139,7 @@ class ModelWorker:
                 rid, *answer = conn.recv()
             except (EOFError, OSError):
                 break
+            self._heard = time.monotonic()
             pending = self._pending.get(rid)
             if pending is not None:
                 pending.answers.put(tuple(answer))
@@ -145,6 +153,8 @@ class ModelWorker:
             returncode = proc.wait()
         conn.close()
         detail = describe_exit(returncode)
+        if self._kill_reason:
+            detail, self._kill_reason = f"{self._kill_reason}, then {detail}", ""
         with self._lock:
             if self._proc is proc:
                 self._proc = self._conn = None
@@ -217,7 +227,9 @@ class ModelWorker:
     # ----- requests -------------------------------------------------------------------------
     def _submit(self, generation: int, *request) -> tuple[int, _Pending]:
         rid = next(self._ids)
-        pending = self._pending[rid] = _Pending(generation, queue.Queue())
+        if not any(p.generation == generation for p in list(self._pending.values())):
+            self._heard = time.monotonic()  # it was idle: its silence starts now
+        pending = self._pending[rid] = _Pending(generation, queue.Queue(), request[0])
         with self._lock:
             conn = self._conn if self._generation == generation else None
         try:
@@ -233,6 +245,27 @@ class ModelWorker:
                 gone.wait(15)
             pending.answers.put(("died", self._last_exit or "the worker was gone"))
         return rid, pending
+
+    def _wait(self, pending: _Pending) -> tuple:
+        """The next answer to ``pending``; kills the worker if it has hung (``STALL_S``)."""
+        while True:
+            try:
+                return pending.answers.get(timeout=WAIT_SLICE_S)
+            except queue.Empty:
+                self._check_stall(pending.generation)
+
+    def _check_stall(self, generation: int) -> None:
+        with self._lock:
+            proc = self._proc if self._generation == generation else None
+            loading = any(p.op == "open" and p.generation == generation for p in list(self._pending.values()))
+            silent = time.monotonic() - self._heard
+            if proc is None or loading or silent < STALL_S or self._kill_reason:
+                return
+            self._kill_reason = f"no answer for {silent:.0f} s"
+        try:
+            proc.kill()  # the reader sees it go and answers every waiting request
+        except OSError:
+            pass
 
     def _cancel(self, generation: int, rid: int) -> None:
         with self._lock:
@@ -252,7 +285,7 @@ class ModelWorker:
                 generation = self._ensure_open(args[0], generation)
             rid, pending = self._submit(generation, op, *args)
             try:
-                answer = pending.answers.get()
+                answer = self._wait(pending)
             finally:
                 self._pending.pop(rid, None)
             if answer[0] == "ok":
@@ -275,7 +308,7 @@ class ModelWorker:
             generation = self._running()
             rid, pending = self._submit(generation, "open", spec)
             try:
-                answer = pending.answers.get()
+                answer = self._wait(pending)
             finally:
                 self._pending.pop(rid, None)
             if answer[0] == "ok":
@@ -306,7 +339,7 @@ class ModelWorker:
             produced, finished = False, False
             try:
                 while True:
-                    answer = pending.answers.get()
+                    answer = self._wait(pending)
                     if answer[0] == "delta":
                         produced = True
                         yield answer[1]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from config import Settings
-from models.base import BackendError, GenParams, ModelStopped
+from models.base import BackendError, GenParams, ModelStopped, coalesce
 from models.catalog import Catalog, CatalogEntry, CatalogError
 from models.pool import ModelPool
 from store.audit import AuditLog
@@ -39,7 +39,10 @@ MIN_ANSWER_TOKENS = 4
 CHARS_PER_TOKEN = 3.0  # conservative estimate for backends that cannot count their tokens
 MESSAGE_OVERHEAD_TOKENS = 8  # chat-template markup around one message (ChatML needs 5)
 CONTEXT_MARGIN_TOKENS = 64   # generation prompt, <think> tags, re-tokenized reasoning
-COALESCE_S = 0.05            # the most often a streaming reply is screened and shown (_coalesced)
+# The most often a streaming reply is screened and shown: each screen re-normalises the whole answer
+# so far (measured: 32 ms of CPU a turn per token on a 130 tokens/s CPU, 18 ms in 50 ms pieces).
+# A reader cannot tell: the leak screen holds back the last eight words anyway.
+COALESCE_S = 0.05
 
 
 class ConsentRequired(TurnRejected):
@@ -104,25 +107,6 @@ class _Shown:
             grew = text.startswith(self.answer)
             yield TurnEvent("answer", text[len(self.answer):]) if grew else TurnEvent("rewrite", text)
             self.answer = text
-
-
-def _coalesced(stream: Iterator[str], window_s: float = COALESCE_S) -> Iterator[str]:
-    """The stream's text in pieces at most every ``window_s`` seconds (the first at once).
-
-    Why: every piece handed on is screened for unsafe content and for copied instructions
-    before it is shown, which re-normalises the whole answer so far. On a fast CPU (130 tokens/s)
-    doing that per token took 30 ms of CPU a turn from the cores generating it; in 25 ms pieces
-    the screens run a third as often, and a reader cannot tell (the leak screen holds back the
-    last eight words anyway). A slow model's tokens arrive further apart and pass one by one."""
-    held, last = "", None
-    for delta in stream:
-        held += delta
-        now = time.perf_counter()
-        if last is None or now - last >= window_s:
-            yield held
-            held, last = "", now
-    if held:
-        yield held
 
 
 def _token_counter(backend) -> Callable[[str], int]:
@@ -409,7 +393,7 @@ class SessionEngine(ReviewActions):
                 prefix = THINK_OPEN if prefix_kind else f"{THINK_OPEN}{splitter.reasoning.strip()}\n{THINK_CLOSE}\n"
                 convo.append({"role": "assistant", "content": prefix, "prefix": True})
             stream = backend.stream(convo, params)
-            for delta in _coalesced(stream):
+            for delta in coalesce(stream, COALESCE_S):
                 deltas = splitter.feed(delta)
                 if deltas[1] and self._stop_unsafe_draft(splitter.answer, reply):
                     stream.close()  # the unsafe text is never shown

@@ -127,6 +127,29 @@ def test_a_closed_stream_frees_the_model_for_the_next_request(tmp_path):
         pool.close()
 
 
+def test_a_hung_worker_is_killed_and_treated_as_a_crash(tmp_path, monkeypatch):
+    from models import worker_client
+    monkeypatch.setattr(worker_client, "STALL_S", 1.5)
+    monkeypatch.setattr(worker_client, "WAIT_SLICE_S", 0.2)
+    events: list = []
+    pool = private_pool(tmp_path, events)
+    try:
+        backend = pool.get("default")
+        hung = backend.worker.pid
+        streaming = backend.stream(PROMPT, GenParams(max_tokens=300, **GREEDY))
+        next(streaming)
+        os.kill(hung, signal.SIGSTOP)  # alive but silent: a native deadlock looks like this
+        with pytest.raises(ModelStopped) as stopped:
+            for _ in streaming:
+                pass
+        assert "no answer for" in stopped.value.detail and "SIGKILL" in stopped.value.detail
+        wait_for(lambda: any(e.kind == "restarted" for e in events))
+        assert backend.stream(PROMPT, GenParams(max_tokens=4, **GREEDY)).text()
+        assert not alive(hung)
+    finally:
+        pool.close()
+
+
 def test_a_worker_that_keeps_dying_is_paused_with_a_reason(tmp_path):
     worker = ModelWorker("llama_cpp", python="/bin/false")  # "starts", then exits 1 at once, every time
     events: list = []
