@@ -2,10 +2,10 @@
 
 1. Throughput: a full app turn (session engine: validate, commit, stream, split, commit) against
    raw ``llama_cpp.Llama.create_chat_completion`` on the same messages, greedy, same max tokens.
-   Ratio = app tokens/s / raw tokens/s (target >= 0.95).
+   Ratio = app tokens/s / raw tokens/s (target >= 0.97; the model runs in the worker process).
 2. TTFT over a session: time to first token at turn 2 and at turn 20 of one 20-turn session
-   (target ratio <= 1.5, thanks to KV reuse and the prompt cache), with a cold re-read of the
-   turn-20 prompt as the no-cache baseline.
+   (target ratio <= 1.3, and within 1.05x of raw llama.cpp's own floor for that growth, measured
+   in the same run), with a cold re-read of the turn-20 prompt as the no-cache baseline.
 
 Run: ``python -m benchmarks.turn_latency [--trials 5] [--json]``.
 """
@@ -126,17 +126,25 @@ def ttft_over_session(turns: int, max_tokens: int, repeats: int = 5) -> dict:
         next(iter(cold.create_chat_completion(messages=history[:-2] + history[-1:], max_tokens=1, stream=True)))
         return (time.perf_counter() - t0) * 1000
     cold_ms = COMPUTE.call(first_token)
-    floor = COMPUTE.call(lambda: _attention_floor(cold, short=300, long=prompt_tokens - 20, new=20))
+    floor, plain = COMPUTE.call(lambda: _attention_floor(cold, short=300, long=prompt_tokens - 20, new=20))
+    del cold
+    # The same measurement with flash attention on: does it lower the floor on the CPU?
+    flash = COMPUTE.call(lambda: llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=4096, n_threads=threads,
+                                                 n_threads_batch=threads, flash_attn=True, verbose=False))
+    flash_floor, flashed = COMPUTE.call(lambda: _attention_floor(flash, short=300, long=prompt_tokens - 20, new=20))
     return {"ttft_turn2_ms": ttfts[1], f"ttft_turn{turns}_ms": ttfts[-1],
             "ratio": round(ttfts[-1] / max(ttfts[1], 1), 2), "prompt_tokens_last_turn": prompt_tokens,
-            "cold_reread_last_prompt_ms": round(cold_ms), "raw_floor_ratio": floor}
+            "cold_reread_last_prompt_ms": round(cold_ms), "raw_floor_ratio": floor,
+            "long_eval_ms": round(plain * 1000, 1), "long_eval_flash_ms": round(flashed * 1000, 1),
+            "flash_floor_ratio": flash_floor}
 
 
-def _attention_floor(llm, short: int, long: int, new: int, repeats: int = 7) -> float:
+def _attention_floor(llm, short: int, long: int, new: int, repeats: int = 7) -> tuple[float, float]:
     """Raw llama.cpp: evaluating the same ``new`` tokens after ``long`` vs ``short`` cached ones.
 
     This is the cost growth no cache can remove (attention reads the whole context), i.e. the
-    best TTFT ratio any app could reach on this machine and model.
+    best TTFT ratio any app could reach on this machine and model. Also returns the seconds the
+    ``new`` tokens took after ``long`` cached ones.
     """
     tokens = llm.tokenize(" ".join(PATIENT_LINES * 20).encode())[: long + new]
     times = {}
@@ -151,7 +159,7 @@ def _attention_floor(llm, short: int, long: int, new: int, repeats: int = 7) -> 
             llm.eval(tokens[ctx:ctx + new])
             samples.append(time.perf_counter() - t0)
         times[ctx] = statistics.median(samples)
-    return round(times[long] / times[short], 2)
+    return round(times[long] / times[short], 2), times[long]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     tp, tt = result["throughput"], result["ttft"]
     write_figures(args.figures, [
         Figure("turn throughput: app turn vs raw llama-cpp-python", tp["app_tokens_per_s"], tp["raw_tokens_per_s"],
-               ">= 0.95", "tokens/s", "turn_latency"),
+               ">= 0.97", "tokens/s", "turn_latency"),
         Figure(f"time to first token, turn {args.turns} vs turn 2 of a session", tt[f"ttft_turn{args.turns}_ms"],
-               tt["ttft_turn2_ms"], "<= 1.5", "ms", "turn_latency"),
+               tt["ttft_turn2_ms"], "<= 1.3", "ms", "turn_latency"),
         # The growth the attention over a longer context costs raw llama.cpp in the same run (the floor).
         Figure(f"TTFT growth turn 2 -> {args.turns}: app vs the raw llama.cpp floor (same new tokens, "
-               "longer cached context)", tt["ratio"], tt["raw_floor_ratio"], "", "x", "turn_latency"),
+               "longer cached context)", tt["ratio"], tt["raw_floor_ratio"], "<= 1.05", "x", "turn_latency"),
+        Figure(f"raw llama.cpp, 20 new tokens after {tt['prompt_tokens_last_turn'] - 20} cached: flash attention "
+               "on vs off (CPU)", tt["long_eval_flash_ms"], tt["long_eval_ms"], "", "ms", "turn_latency"),
         Figure(f"time to first token at turn {args.turns}: KV cache reused vs the prompt re-read cold",
                tt[f"ttft_turn{args.turns}_ms"], tt["cold_reread_last_prompt_ms"], "", "ms", "turn_latency")])
     if args.json:
@@ -181,13 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     tp, tt = result["throughput"], result["ttft"]
     print("figure                         ours        baseline    ratio   target")
     print(f"turn throughput (tokens/s)     {tp['app_tokens_per_s']:<11} {tp['raw_tokens_per_s']:<11} "
-          f"{tp['ratio']:<7} >= 0.95 (baseline: raw llama-cpp-python)")
+          f"{tp['ratio']:<7} >= 0.97 (baseline: raw llama-cpp-python)")
     print(f"TTFT turn {args.turns} vs turn 2 (ms)     {tt[f'ttft_turn{args.turns}_ms']:<11} "
-          f"{tt['ttft_turn2_ms']:<11} {tt['ratio']:<7} <= 1.5")
+          f"{tt['ttft_turn2_ms']:<11} {tt['ratio']:<7} <= 1.3, and <= 1.05x the floor below")
     print(f"turn-{args.turns} prompt: {tt['prompt_tokens_last_turn']} tokens; re-read cold (no cache) "
           f"{tt['cold_reread_last_prompt_ms']} ms to first token")
     print(f"raw llama.cpp floor: 20 new tokens after {tt['prompt_tokens_last_turn'] - 20} vs 300 cached "
-          f"tokens costs {tt['raw_floor_ratio']}x (attention over a longer context)")
+          f"tokens costs {tt['raw_floor_ratio']}x (attention over a longer context); with flash attention "
+          f"{tt['flash_floor_ratio']}x, {tt['long_eval_flash_ms']} ms vs {tt['long_eval_ms']} ms after the long context")
     return 0
 
 
