@@ -73,12 +73,17 @@ def test_a_worker_crash_mid_reply_fails_only_that_reply_and_retry_works(services
     other = threading.Thread(target=chat_b)
     other.start()
     events = []
+    worker = svc.pool.worker("llama_cpp")
     for event in svc.engine.turn(a, "I keep lying awake worrying about everything."):
         events.append(event)
-        if event.kind == "answer" and not a_streaming.is_set():
+        if event.kind in ("reasoning", "answer") and not a_streaming.is_set():
+            # Freeze the worker mid-reply so the crash lands while A is still generating, however
+            # short A's reply turns out; then let B's first request queue behind it.
+            os.kill(worker.pid, signal.SIGSTOP)
             a_streaming.set()
-            time.sleep(0.2)  # B's first message is queued behind A's reply now
-            os.kill(svc.pool.worker("llama_cpp").pid, signal.SIGSEGV)
+            wait_for(lambda: len(worker._pending) >= 2, timeout=30, what="B's request queued behind A's")
+            os.kill(worker.pid, signal.SIGSEGV)  # delivered as soon as the process runs again
+            os.kill(worker.pid, signal.SIGCONT)
     assert events[-1].kind == "error" and events[-1].text == STOPPED_MESSAGE
     turns = svc.sessions.turns(a)
     assert [t["role"] for t in turns] == ["patient"]  # the message is kept; nothing half-written
