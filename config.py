@@ -61,6 +61,8 @@ class Settings:
     consent_file: str = ""  # Markdown; empty = the built-in text (therapist/consent.md)
     review_frequency: str = "A supervising clinician can see every session live and reviews each one within one working day."
     supervisor_contact: str = "the study team (ask your study coordinator for the supervising clinician's name)"
+    # The learned layer of the risk screen (therapist/safety/learned.py) on top of the rules.
+    risk_learned: bool = True
     # Optional second-stage risk classifier: a catalog model id; empty = rules only.
     risk_classifier: str = ""
     supervise_refresh_s: float = 2.0  # how often the Supervise tab polls for new sessions and flags
@@ -77,7 +79,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _SCALARS = {"host", "port", "data_dir", "embedded_backend", "n_ctx", "n_threads", "flash_attn", "max_tokens",
             "reasoning_budget", "temperature", "top_p", "repeat_penalty", "max_message_chars",
             "preload_default", "crisis_locale", "consent_version", "consent_file", "review_frequency",
-            "supervisor_contact", "risk_classifier", "supervise_refresh_s", "model_worker"}
+            "supervisor_contact", "risk_classifier", "supervise_refresh_s", "model_worker", "risk_learned"}
 
 
 def _as_int(value: Any) -> int:

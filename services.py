@@ -69,8 +69,15 @@ def audit_worker_event(audit: AuditLog, event) -> None:
 
 
 def preload_default(services: Services) -> threading.Thread:
-    """Load the default model in the background so the first turn does not wait for it."""
+    """Load the default model, and the risk screen's encoder, in the background so the first turn
+    does not wait for them."""
     def load():
+        if services.settings.risk_learned:
+            try:
+                from therapist.safety.learned import LEARNED
+                LEARNED.warm()
+            except Exception as exc:  # the rules still screen every message; the flag says why
+                services.audit.record("system", "risk.learned_unavailable", None, error=str(exc)[:200])
         try:
             services.pool.get("default")
         except Exception as exc:  # reported on first use as well; never kills start-up

@@ -35,6 +35,7 @@ BENCHMARKS = {
     "load": ([], ["--messages", "2", "--alone", "1"]),
     "cpu_share": ([], ["--rounds", "1", "--replies", "2"]),
     "worker": ([], ["--rounds", "2", "--crashes", "1"]),
+    "risk_detector": (["--screen"], ["--screen"]),
 }
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 RESULTS = ROOT / "benchmarks" / "results.jsonl"

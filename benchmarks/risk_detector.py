@@ -1,6 +1,8 @@
-"""Metrics of the deterministic risk detector (therapist/safety/) on the hand-written corpus.
+"""Metrics of the risk screen: the deterministic rules on their hand-written corpus, and the whole
+screen (rules + context + learned layer) on the validation split and the frozen test split.
 
-Run: ``python -m benchmarks.risk_detector [--corpus PATH] [--misses]``.
+Run: ``python -m benchmarks.risk_detector [--corpus PATH] [--misses]`` (the rules), or
+``python -m benchmarks.risk_detector --screen [--misses]`` (the whole screen, with latency).
 
 At-risk rows are rows with a level above "none" or any category. For a level row, "caught" means
 the predicted level is at least the labelled level; exact accuracy needs the same level. Category
@@ -32,22 +34,9 @@ _RANK = {lv: i for i, lv in enumerate(LEVELS)}
 
 
 def load_corpus(path: Path = CORPUS) -> list[tuple[str, tuple[str, ...], str]]:
-    """Rows of (level, categories, text) from a TSV with header ``level\\tcategories\\ttext``."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        if header != ["level", "categories", "text"]:
-            raise ValueError(f"bad corpus header: {header}")
-        for n, line in enumerate(fh, start=2):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 3 or parts[0] not in _RANK or not parts[2].strip():
-                raise ValueError(f"{path}:{n}: bad row {line!r}")
-            cats = tuple(c for c in parts[1].split(",") if c)
-            rows.append((parts[0], cats, parts[2]))
-    return rows
+    """Rows of (level, categories, text) of a corpus TSV (checked by ``therapist.safety.corpus``)."""
+    from therapist.safety.corpus import load
+    return [(row.level, row.categories, row.text) for row in load(Path(path))]
 
 
 def evaluate(rows, assess=None):
@@ -148,11 +137,87 @@ def format_table(r) -> list[str]:
     return out
 
 
+FROZEN_TEST = ROOT / "tests" / "therapist" / "data" / "risk_test_frozen.tsv"
+
+
+def _screen_sets():
+    """(name, rows) for the validation split the thresholds were chosen on, and the frozen test."""
+    from therapist.safety.corpus import load, load_all
+    from training.risk import RiskTrainConfig, split
+    config = RiskTrainConfig()
+    _, dev = split(load_all([ROOT / p for p in config.data]), config.dev_fraction, config.seed)
+    sets = [("validation", dev)]
+    if FROZEN_TEST.is_file():
+        sets.append(("frozen test", load(FROZEN_TEST)))
+    return sets
+
+
+def _latency_ms(screen, texts, rounds: int = 3) -> float:
+    import statistics
+    import time
+    for t in texts[:5]:
+        screen(t)  # warm: the encoder and head load once
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for t in texts:
+            screen(t)
+        samples.append((time.perf_counter() - started) * 1000 / len(texts))
+    return statistics.median(samples)
+
+
+def screen_report(show_misses: bool, figures_path=None) -> list[str]:
+    from benchmarks.figures import Figure, write_figures
+    from therapist.safety.learned import LEARNED
+    from therapist.safety.metrics import evaluate as evaluate_screen
+    from therapist.safety.screen import screen_message
+    lines, figures = [], []
+    for name, rows in _screen_sets():
+        for label, learned in (("rules + context", None), ("rules + context + learned", LEARNED)):
+            r = evaluate_screen(rows, learned=learned, keep_misses=show_misses)
+            s = r["summary"]
+            lines.append(f"{name:<12} {label:<26} at-risk recall {s['at_risk_recall']['rate']:.3f} "
+                         f"(n {s['at_risk_recall']['n']}), hard negatives >= moderate "
+                         f"{s['hard_negatives_moderate_or_above']['rate']:.3f} (n "
+                         f"{s['hard_negatives_moderate_or_above']['n']}), unscreened {r['unscreened']}")
+            lines.append("    levels: " + ", ".join(f"{lv} {v['hit']}/{v['n']}" for lv, v in r["levels"].items())
+                         + "; categories: " + ", ".join(f"{c} {v['hit']}/{v['n']}" for c, v in r["categories"].items())
+                         + "; languages: " + ", ".join(f"{k} {v['hit']}/{v['n']}" for k, v in r["languages"].items()))
+            # Never the frozen test's rows: looking at its misses would be tuning on it.
+            if show_misses and learned is not None and name == "validation":
+                for row, a in r["misses"]:
+                    lines.append(f"      MISS want {row.level}/{','.join(row.categories)} got {a.level}/"
+                                 f"{','.join(a.categories)}: {row.text[:140]}")
+                for row, a in r["false_alarm_rows"]:
+                    lines.append(f"      FALSE ALARM {a.level}/{','.join(a.categories)}: {row.text[:140]}")
+            if learned is not None:
+                figures.append(Figure(f"risk screen at-risk recall on the {name} split, with the learned layer "
+                                      "vs rules alone", s["at_risk_recall"]["rate"], None, ">= 0.97", "",
+                                      "risk_detector"))
+    texts = [row.text for row in _screen_sets()[0][1]][:200]
+    full = _latency_ms(lambda t: screen_message(t, ("I have had a hard week.",)), texts)
+    rules = _latency_ms(lambda t: screen_message(t, ("I have had a hard week.",), learned=None), texts)
+    lines.append(f"latency per message (warm, one earlier turn as context): {full:.1f} ms with the learned "
+                 f"layer, {rules:.1f} ms rules alone (target: at most 30 ms added)")
+    figures.append(Figure("risk screen per message, warm: rules + learned layer vs rules alone", full, rules,
+                          "<= +30 ms", "ms", "risk_detector"))
+    write_figures(figures_path, figures)
+    return lines
+
+
 def main(argv=None) -> int:
+    from benchmarks.figures import add_figures_argument
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=CORPUS)
     ap.add_argument("--misses", action="store_true", help="list missed rows, false positives and over-calls")
+    ap.add_argument("--screen", action="store_true",
+                    help="the whole screen on the validation and frozen test splits, with latency")
+    add_figures_argument(ap)
     args = ap.parse_args(argv)
+    if args.screen or args.figures:
+        for line in screen_report(args.misses, args.figures):
+            print(line)
+        return 0
     r = evaluate(load_corpus(args.corpus))
     for line in format_table(r):
         print(line)

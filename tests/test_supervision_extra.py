@@ -223,7 +223,8 @@ def test_supervisor_releases_the_hold_and_it_is_audited(svc):
     assert [r["actor"] for r in released] == ["sup"]
     # The flag stays open (only a note closes it), but replies now reach the patient directly.
     assert rows(svc, "SELECT status FROM flags WHERE session_id = ?", [sid]) == [{"status": "open"}]
-    send(sh, sid, "I put the pills away.", "pat1")
+    # (Not "I put the pills away": any talk of the pills right after this plan gets the safe reply.)
+    send(sh, sid, "I called my sister and she is coming over.", "pat1")
     assert svc.sessions.turns(sid)[-1]["content"] == REPLY and svc.drafts.pending(sid) is None
 
 

@@ -53,6 +53,9 @@ def redacted_draft_reply(resources: str) -> str:
             "been happening?")
 
 
+UNSCREENED = "unscreened"  # flag kind: a message in a language or script the screen does not read
+
+
 class Escalation:
     """The engine's safety steps: screen, flag, hold, and remember open flags per patient."""
 
@@ -73,7 +76,8 @@ class Escalation:
         return session.get("user_id") or session["course_id"]
 
     def open_flags(self, session: dict) -> list[dict]:
-        return self.flags.open_for_patient(self.patient_key(session))
+        """The patient's open risk flags (an ``unscreened`` notice is not a disclosure of risk)."""
+        return [f for f in self.flags.open_for_patient(self.patient_key(session)) if f["kind"] != UNSCREENED]
 
     def carry_over(self, session: dict) -> None:
         """A new session of a patient with open flags starts flagged (and on hold when high)."""
@@ -90,17 +94,27 @@ class Escalation:
 
     def screen_patient(self, session: dict, turn: dict):
         """Assess a committed patient turn; flag it and hold the session when needed."""
-        from therapist.safety import assess_patient, combine
-        assessment = assess_patient(turn["content"])
+        from therapist.safety import combine
+        from therapist.safety.screen import screen_message
+        earlier = [t["content"] for t in self.sessions.turns(session["id"])
+                   if t["role"] == "patient" and t["id"] != turn["id"]][-2:]
+        assessment = screen_message(turn["content"], earlier, learned=self._learned())
         verdict = self._second_stage(session, turn)
         if verdict is not None:
             assessment = combine(assessment, verdict)
+        if assessment.learned and assessment.learned.get("status", "ok") != "ok":
+            self.audit.record("system", "risk.learned_unavailable", session["id"],
+                              error=assessment.learned["status"][:200])
         if assessment.level == "none" and not assessment.categories:
+            if assessment.unscreened:
+                self._notice_unscreened(session, turn, assessment)
             return assessment
         kind = ",".join(assessment.categories) or "self_harm"
         detail = {"matches": list(assessment.matches), "escalated": assessment.escalate}
         if verdict is not None:
             detail["classifier"] = {"model": verdict.model_id, "level": verdict.level, "status": verdict.status}
+        if assessment.learned:
+            detail["learned"] = assessment.learned
         flag = self.flags.raise_flag(session["id"], assessment.level, kind, turn_id=turn["id"], detail=detail)
         # A simulated patient is no one at risk: flag it for review, but never stop the run.
         if assessment.hold and not session.get("simulated"):
@@ -108,6 +122,19 @@ class Escalation:
         self.audit.record("system", "risk.flag", session["id"], flag=flag["id"], level=assessment.level,
                           kind=kind, escalated=assessment.escalate, hold=assessment.hold)
         return assessment
+
+    def _learned(self):
+        """The learned layer, unless ``risk_learned`` is off (then the rules and context alone)."""
+        if not getattr(self.settings, "risk_learned", True):
+            return None
+        from therapist.safety.learned import LEARNED
+        return LEARNED
+
+    def _notice_unscreened(self, session: dict, turn: dict, assessment) -> None:
+        """A message the screen cannot read: the supervisor reads it (never a silent "none")."""
+        why = next((m for m in assessment.matches if m.startswith("unscreened")), "unscreened")
+        self.flags.raise_flag(session["id"], "none", UNSCREENED, turn_id=turn["id"], detail={"why": why})
+        self.audit.record("system", "risk.unscreened", session["id"], turn=turn["id"], why=why)
 
     def _second_stage(self, session: dict, turn: dict):
         """The optional model classifier (settings.risk_classifier): it can raise a level, never

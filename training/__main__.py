@@ -8,6 +8,7 @@
     export ADAPTER [--merge [--quant q8_0]]  (re)write an adapter's GGUF LoRA for llama.cpp; --merge
                                              also writes the base with the adapter merged in
     parity ADAPTER [--prompts N]             greedy agreement of hf+PEFT and llama.cpp+GGUF LoRA
+    risk [--config RECIPE] [key=value ...]   train the learned risk screen's head (therapist/safety/model/)
     demo-adapters [--config RECIPE] [key=value ...]
                                              rebuild the five shipped demo adapters (models/adapters/)
 
@@ -41,7 +42,7 @@ def _add(sub, name: str, help_text: str):
         p.add_argument("--prompts", type=int, default=20, help="validation prompts to answer (default 20)")
         p.add_argument("--tokens", type=int, default=8, help="greedy tokens compared per prompt (default 8)")
     else:
-        default = "demo-adapters.yaml" if name == "demo-adapters" else None
+        default = {"demo-adapters": "demo-adapters.yaml", "risk": "risk-classifier.yaml"}.get(name)
         p.add_argument("--config", default=default, help="recipe YAML (a path, or a file name in training/recipes/)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe values to override")
     p.add_argument("--job-id", default=None, help="(set by the Admin tab's job runner)")
@@ -164,6 +165,14 @@ def _run_demo(args, data_dir: Path, reporter) -> int:
     return 0
 
 
+def _run_risk(args, data_dir: Path, reporter) -> int:
+    from training.risk import RiskTrainConfig, main as risk_main
+    config = load_recipe(RiskTrainConfig, args.config, args.overrides)
+    card = risk_main(config, log=lambda line: print(line, flush=True))
+    reporter.done({"out_dir": config.out_dir, **card["validation"]["summary"]})
+    return 0
+
+
 def _run_train(method: str):
     def run(args, data_dir: Path, reporter) -> int:
         from training.common import TrainConfig
@@ -185,6 +194,7 @@ COMMANDS = {
     "judge-sft": ("fine-tune a judge adapter on human ratings in the store", _run_train("judge-sft")),
     "export": ("write an adapter's GGUF LoRA (over the embedded quantized base)", _run_export),
     "parity": ("compare greedy answers of hf+PEFT and llama.cpp+GGUF LoRA for one adapter", _run_parity),
+    "risk": ("train the learned risk screen's head and thresholds on the labelled messages", _run_risk),
     "demo-adapters": ("rebuild the shipped demo adapters from the seed corpus", _run_demo),
 }
 

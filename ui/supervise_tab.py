@@ -16,11 +16,20 @@ from ui.chat_view import render_turns
 
 LIVE_HEADERS = ["Flag", "Status", "Patient", "Approach", "Model", "Turns", "Drafts waiting",
                 "Last activity (UTC)", "Session id"]
+
+
 def empty_view() -> tuple:
     """A fresh tuple each time: Gradio drops ``value`` from an update dict once it has sent it, so a
     shared one would later clear only the choices and leave a stale flag selected."""
     return ("*No session open. Click a row above or paste a session id.*", [], "",
             gr.update(choices=[], value=None), None, "", "", "")
+
+
+def _flag_label(flag: dict) -> str:
+    """A flag's level, or, for a message the risk screen could not read, a request to read it."""
+    if flag["kind"] == "unscreened":
+        return "UNSCREENED (language the screen does not read: please read this message)"
+    return flag["level"].upper()
 
 
 class SuperviseHandlers:
@@ -79,10 +88,10 @@ class SuperviseHandlers:
         flags = self.s.flags.for_session(sid)
         header = (f"**Session** `{sid}` · {session['modality'].upper()} · model `{session['therapist_model']}` · "
                   f"status **{session['status']}** · started {session['created_utc'][:19]} UTC")
-        flag_lines = [f"- **{f['level'].upper()}** {f['kind']} · {f['status']}" +
+        flag_lines = [f"- **{_flag_label(f)}** {f['kind']} · {f['status']}" +
                       (f" · resolved by {f['resolved_by']}: {f['resolution_note']}" if f["status"] != "open" else "")
                       for f in flags]
-        open_flags = [(f"{f['level'].upper()} {f['kind']} ({f['created_utc'][:19]})", f["id"])
+        open_flags = [(f"{_flag_label(f)} {f['kind']} ({f['created_utc'][:19]})", f["id"])
                       for f in flags if f["status"] == "open"]
         draft = self.s.drafts.pending(sid)
         info = ""

@@ -1,6 +1,8 @@
 """The deterministic risk detector (therapist/safety/) against the hand-written corpus and edge cases."""
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 from pathlib import Path
@@ -198,8 +200,9 @@ def test_cli_risk_levels():
 
 
 def test_cli_explain_and_help():
-    p = _cli(["risk", "--explain"], "he hits me and I wish I was dead\n")
-    level, cats, matches = p.stdout.rstrip("\n").split("\t")
+    p = _cli(["risk", "--explain", "--rules-only"], "he hits me and I wish I was dead\n")
+    level, cats, matches, probs = p.stdout.rstrip("\n").split("\t")
     assert level == "low" and set(cats.split(",")) == {"self_harm", "harm_from_others"} and "wish_dead" in matches
+    assert json.loads(probs) == {"at_least": {}, "categories": {}}  # the learned layer was off
     h = _cli(["--help"], "")
     assert h.returncode == 0 and "risk" in h.stdout

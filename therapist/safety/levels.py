@@ -30,6 +30,10 @@ class RiskAssessment:
     matches: tuple[str, ...] = ()       # "rule_name: 'snippet'" reasons for the supervisor
     harm_to_others_level: str = "none"
     harm_from_others_level: str = "none"
+    # A message the screen cannot read (language or script it does not cover) and found nothing in:
+    # the supervisor is asked to read it (therapist/safety/screen.py).
+    unscreened: bool = False
+    learned: dict | None = None         # the learned layer's probabilities, for --explain and the flag
 
     @property
     def escalate(self) -> bool:
