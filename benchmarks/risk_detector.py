@@ -143,9 +143,10 @@ FROZEN_TEST = ROOT / "tests" / "therapist" / "data" / "risk_test_frozen.tsv"
 def _screen_sets():
     """(name, rows) for the validation split the thresholds were chosen on, and the frozen test."""
     from therapist.safety.corpus import load, load_all
-    from training.risk import RiskTrainConfig, split
+    from training.risk import RiskTrainConfig, ordinary_rows, split
     config = RiskTrainConfig()
-    _, dev = split(load_all([ROOT / p for p in config.data]), config.dev_fraction, config.seed)
+    rows = load_all([ROOT / p for p in config.data]) + ordinary_rows([ROOT / p for p in config.ordinary])
+    _, dev = split(rows, config.dev_fraction, config.seed)  # the same split as python -m training risk
     sets = [("validation", dev)]
     if FROZEN_TEST.is_file():
         sets.append(("frozen test", load(FROZEN_TEST)))
@@ -172,7 +173,8 @@ def screen_report(show_misses: bool, figures_path=None) -> list[str]:
     from therapist.safety.metrics import evaluate as evaluate_screen
     from therapist.safety.screen import screen_message
     lines, figures = [], []
-    for name, rows in _screen_sets():
+    sets = _screen_sets()
+    for name, rows in sets:
         for label, learned in (("rules + context", None), ("rules + context + learned", LEARNED)):
             r = evaluate_screen(rows, learned=learned, keep_misses=show_misses)
             s = r["summary"]
@@ -194,7 +196,7 @@ def screen_report(show_misses: bool, figures_path=None) -> list[str]:
                 figures.append(Figure(f"risk screen at-risk recall on the {name} split, with the learned layer "
                                       "vs rules alone", s["at_risk_recall"]["rate"], None, ">= 0.97", "",
                                       "risk_detector"))
-    texts = [row.text for row in _screen_sets()[0][1]][:200]
+    texts = [row.text for row in sets[0][1]][:200]
     full = _latency_ms(lambda t: screen_message(t, ("I have had a hard week.",)), texts)
     rules = _latency_ms(lambda t: screen_message(t, ("I have had a hard week.",), learned=None), texts)
     lines.append(f"latency per message (warm, one earlier turn as context): {full:.1f} ms with the learned "

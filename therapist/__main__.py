@@ -33,8 +33,9 @@ def _risk(args) -> int:
         if args.draft:
             a = screen_therapist_draft(text)
         else:
-            a = screen_message(text, earlier[-2:] if args.session else (), learned=learned)
-            earlier.append(text)
+            a = screen_message(text, earlier, learned=learned)
+            if args.session:
+                earlier = (earlier + [text])[-2:]
         out.write((_explain(a) if args.explain else a.level) + "\n")
         out.flush()
     return 0

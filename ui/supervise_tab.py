@@ -10,6 +10,7 @@ import gradio as gr
 from services import Services
 from store.flags import FlagError
 from store.supervision import DraftError, live_overview
+from therapist.escalation import UNSCREENED
 from therapist.session import TurnRejected
 from ui.access import SUPERVISORS, Access, Principal
 from ui.chat_view import render_turns
@@ -27,7 +28,7 @@ def empty_view() -> tuple:
 
 def _flag_label(flag: dict) -> str:
     """A flag's level, or, for a message the risk screen could not read, a request to read it."""
-    if flag["kind"] == "unscreened":
+    if flag["kind"] == UNSCREENED:
         return "UNSCREENED (language the screen does not read: please read this message)"
     return flag["level"].upper()
 
