@@ -41,21 +41,41 @@ def main(argv: list[str] | None = None) -> int:
         preload_default(services)
     from ui.access import Access
     from ui.app import build_app
+    from ui.guard import OriginPolicy
+    try:
+        policy = OriginPolicy.for_bind(settings.host, settings.port, settings.public_url)
+    except ValueError as exc:
+        print(f"TheraLab cannot start: {exc}", file=sys.stderr)
+        return 2
+    if not is_loopback(settings.host) and not settings.public_url:
+        print(f"TheraLab: bound to {settings.host} with no public_url set: only requests addressed to "
+              "that address or to loopback are answered. Set public_url to the address people "
+              "use (docs/security.md).", file=sys.stderr)
     access = Access(services)
     app = build_app(services, access)
     services.audit.record("system", "app.start", None, host=settings.host, port=settings.port)
     print(f"TheraLab on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
-    # Session text is health data: never share=True, bind loopback unless told otherwise.
     try:
-        app.queue(default_concurrency_limit=8).launch(
-            server_name=settings.host, server_port=settings.port, share=False,
-            auth=access.login if services.sign_in else None,
-            auth_message="TheraLab: sign in with the account your study team gave you.",
-            show_error=True, footer_links=["api"])
+        launch(app, settings, services, access, policy)
     except OSError as exc:
         print(f"TheraLab cannot start: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def launch(app, settings, services, access, policy) -> None:
+    """Serve on the bound address behind the same-origin guard (docs/security.md): never
+    share=True, no uploads, no monitoring or schema routes, generic errors with a reference."""
+    from ui.errors import install_error_guard
+    from ui.guard import guard_lifespan, hide_api_description
+    install_error_guard(app, services.audit)
+    app.queue(default_concurrency_limit=8, api_open=False).launch(
+        server_name=settings.host, server_port=settings.port, share=False,
+        auth=access.login if services.sign_in else None,
+        auth_message="TheraLab: sign in with the account your study team gave you.",
+        show_error=False, footer_links=[], enable_monitoring=False, max_file_size=1, run_history=False,
+        app_kwargs={"openapi_url": None, "docs_url": None, "redoc_url": None,
+                    "lifespan": guard_lifespan(policy, services.audit, access.throttle, hide_api_description)})
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ class ConfigError(ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
+    # Comma-separated URLs the app is also reached at, e.g. "https://theralab.example.org" behind a
+    # TLS reverse proxy: their hosts and origins are accepted beside the bound address (ui/guard.py).
+    public_url: str = ""
     data_dir: Path = Path("data")
     config_file: Path | None = None
     # Which backend serves the embedded model's built-in catalog entries: llama_cpp or hf.
@@ -76,7 +79,7 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_SCALARS = {"host", "port", "data_dir", "embedded_backend", "n_ctx", "n_threads", "flash_attn", "max_tokens",
+_SCALARS = {"host", "port", "public_url", "data_dir", "embedded_backend", "n_ctx", "n_threads", "flash_attn", "max_tokens",
             "reasoning_budget", "temperature", "top_p", "repeat_penalty", "max_message_chars",
             "preload_default", "crisis_locale", "consent_version", "consent_file", "review_frequency",
             "supervisor_contact", "risk_classifier", "supervise_refresh_s", "model_worker", "risk_learned"}
@@ -174,9 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_settings(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Merge every source in precedence order. Reading the real environment also makes this
-    process offline (every command line starts here, before any model library is imported)."""
+    process offline (every command line starts here, before any model library is imported) and
+    makes every file it creates owner-only: transcripts, exports and job logs are health data."""
     if env is None:
         enforce_offline_env()
+        from store.files import owner_only_umask
+        owner_only_umask()
     env = dict(os.environ if env is None else env)
     args = build_parser().parse_args([] if argv is None else argv)
     values: dict[str, Any] = {}

@@ -2,7 +2,7 @@
 
 ``Store`` owns connections and migrations; the aggregate classes (sessions, audit, ...)
 take a ``Store`` and do their writes inside ``store.write()`` so every turn is durable the
-moment the call returns.
+moment the call returns. The data dir is 0700 and the database files 0600 (see ``store.files``).
 """
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from typing import Iterator
 
 import sqlite_utils
 
+from store.files import create_private_file, owner_only_umask, private_dir, private_file
 from store.migrations import apply_migrations
+
+__all__ = ["BUSY_TIMEOUT_MS", "Store", "StoreError", "owner_only_umask"]
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -27,14 +30,28 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
         except OSError as exc:
             raise StoreError(f"Cannot create the data directory {self.path.parent}: {exc}") from exc
+        try:
+            create_private_file(self.path)  # before SQLite creates it with the umask's mode
+        except OSError as exc:
+            raise StoreError(f"Cannot create the database {self.path}: {exc}") from exc
         self._local = threading.local()
         try:
             self.applied = apply_migrations(self.db)
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot open the database {self.path}: {exc}") from exc
+        self._tighten_files()
+
+    def _tighten_files(self) -> None:
+        """Fix database files left open to others by older versions; after connecting, so the
+        -wal and -shm files exist (SQLite copies the database file's mode when it makes them)."""
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                private_file(f"{self.path}{suffix}")
+            except OSError:  # stat failed: nothing to tighten that we can see
+                pass
 
     def _connect(self) -> sqlite_utils.Database:
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)

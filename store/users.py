@@ -1,7 +1,10 @@
 """Accounts and roles (patient, supervisor, admin), with passwords hashed by a slow KDF.
 
 Passwords are hashed with scrypt from the standard library (memory-hard, salted per user) and
-checked in constant time. Nothing here knows about Gradio: the app asks ``authenticate``.
+checked in constant time. ``authenticate`` runs exactly one scrypt per attempt whatever the outcome
+(unknown user, disabled account, bad input, wrong or right password), so its timing does not say
+which usernames exist. Throttling repeated failures is ``store.signin``'s job. Nothing here knows
+about Gradio: the app asks ``authenticate`` (through ``store.signin.sign_in``).
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 
 from store.db import Store
 from store.ids import new_id, utc_now
@@ -18,6 +22,7 @@ ROLES = ("patient", "supervisor", "admin")
 _SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1, "dklen": 32}
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 MIN_PASSWORD = 8
+MAX_CREDENTIAL = 1024  # longer input is refused unread: nobody types it, and it is only cost to hash
 
 
 class UserError(ValueError):
@@ -43,6 +48,24 @@ def verify_password(password: str, stored: str) -> bool:
     actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt_b64), n=n, r=r, p=p,
                             dklen=len(expected))
     return hmac.compare_digest(actual, expected)
+
+
+_dummy_hash: str | None = None
+_dummy_lock = threading.Lock()
+
+
+def _dummy() -> str:
+    """A real scrypt hash of a random secret, made once per process on first use (not at import,
+    which would slow every CLI start), so unknown users cost one verify like known ones."""
+    global _dummy_hash
+    with _dummy_lock:
+        if _dummy_hash is None:
+            _dummy_hash = hash_password(secrets.token_urlsafe(16))
+        return _dummy_hash
+
+
+def _usable(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_CREDENTIAL
 
 
 class UserStore:
@@ -92,12 +115,18 @@ class UserStore:
         return self.get(username)
 
     def authenticate(self, username: str, password: str) -> dict | None:
-        """The user if the password matches and the account is enabled, else None."""
-        rows = list(self.store.db["users"].rows_where("username = ?", [username or ""]))
-        if not rows:
-            verify_password(password or "", hash_password("timing-equaliser"))  # same cost either way
-            return None
-        row = rows[0]
-        if row["disabled"] or not verify_password(password or "", row["password_hash"]):
+        """The user if the password matches and the account is enabled, else None.
+
+        Exactly one scrypt in every case: the dummy hash stands in for a missing user or unusable
+        input, and a disabled account is verified before it is refused.
+        """
+        dummy = _dummy()  # outside the timed part: the first call of a process makes it
+        row = None
+        if _usable(username) and _usable(password):
+            rows = list(self.store.db["users"].rows_where("username = ?", [username]))
+            row = rows[0] if rows else None
+        stored = row["password_hash"] if row and row["password_hash"] else dummy
+        ok = verify_password(password if _usable(password) else "", stored)
+        if row is None or row["disabled"] or not ok:
             return None
         return {k: v for k, v in row.items() if k != "password_hash"}

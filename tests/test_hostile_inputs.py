@@ -4,8 +4,8 @@ engine, the real tokenizer, the real embedded model and the LLM judge's screen.
 The corpus (written for this project) holds huge, empty, binary / odd-Unicode, chat-template
 control-token, role and system-prompt injections and judge-targeted inputs. Each entry says what the
 engine must do with it: ``rejected`` (TurnRejected with a message for the patient, nothing stored)
-or ``answered`` (stored as sent, modulo the documented cleaning: C0 control characters and DEL
-removed, then surrounding whitespace stripped; then answered).
+or ``answered`` (stored as sent, modulo the documented cleaning: C0 control characters, DEL and bidi
+overrides, embeddings and isolates removed, then surrounding whitespace stripped; then answered).
 
 Cost: everything runs on the ``fake`` backend except the tests whose names end in ``_real_model``:
   - ``..._real_tokenizer_...``: tokenization only on the embedded GGUF (no generation);

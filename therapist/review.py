@@ -9,7 +9,10 @@ import re
 
 from store.sessions import TurnRecord
 
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls but tab and newlines, DEL, and the bidi embeddings, overrides and isolates, which
+# reorder what a supervisor reads ("\u202e" makes "gnitaeh" of a word). The plain direction
+# marks (U+200E, U+200F, U+061C) stay: people typing right-to-left scripts use them.
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 class TurnRejected(ValueError):
@@ -20,6 +23,8 @@ def clean_text(text: str | None, empty: str, broken: str) -> str:
     """Text with control characters removed and stripped, or TurnRejected(``empty``) when nothing
     is left and TurnRejected(``broken``) when it has no UTF-8 form (a lone surrogate from broken
     copy-paste), which the store could not save. Patient messages and supervisor replies share it."""
+    if text is not None and not isinstance(text, str):
+        raise TurnRejected("The message must be text.")
     text = CONTROL_CHARS.sub("", text or "").strip()
     if not text:
         raise TurnRejected(empty)

@@ -6,12 +6,15 @@ for the client and leaves an ``access.denied`` row in the audit log.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import gradio as gr
 
 from services import Services
+from store.signin import SignInThrottle, sign_in
 from store.users import UserError
+from ui.guard import CLIENT_ADDRESS
 
 SUPERVISORS = ("supervisor", "admin")
 EVERYONE = ("patient", "supervisor", "admin")
@@ -29,18 +32,23 @@ class Principal:
 
 
 RESEARCHER = Principal("researcher", None, "admin")
+NOT_YOURS = "This is not your session, or it does not exist."
 
 
 class Access:
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, throttle: SignInThrottle | None = None):
         self.services = services
         self.audit = services.audit
+        self.throttle = throttle or SignInThrottle()
 
-    def login(self, username: str, password: str) -> bool:
-        """Gradio's auth callable: every attempt, good or bad, is in the audit log."""
-        user = self.services.users.authenticate(username, password)
-        self.audit.record(username or "anonymous", "auth.login" if user else "auth.login_failed", None)
-        return user is not None
+    async def login(self, username: str, password: str) -> bool:
+        """Gradio's auth callable: throttled per username and per client address (which the
+        same-origin guard puts in ``CLIENT_ADDRESS``), one key derivation whatever the outcome,
+        and every attempt in the audit log (store/signin.py). The key derivation runs in a thread
+        so a sign-in does not stall every other request on the event loop."""
+        result = await asyncio.to_thread(sign_in, self.services.users, self.throttle, self.audit,
+                                         username, password, CLIENT_ADDRESS.get())
+        return result.ok
 
     def who(self, request: gr.Request | None, action: str = "app") -> Principal:
         if not self.services.sign_in:
@@ -71,11 +79,12 @@ class Access:
         try:
             session = self.services.sessions.get(session_id)
         except SessionNotFound:
-            raise gr.Error("Unknown session.") from None
-        if not who.supervises and session["user_id"] != who.user_id:
-            self.audit.record(who.username, "access.denied", session_id, endpoint=action, role=who.role,
-                              reason="not this user's session")
-            raise gr.Error("This is not your session.")
+            session = None
+        if session is None or (not who.supervises and session["user_id"] != who.user_id):
+            # One answer for "no such session" and "someone else's", so a caller cannot probe ids.
+            self.audit.record(who.username, "access.denied", str(session_id), endpoint=action, role=who.role,
+                              reason="unknown session" if session is None else "not this user's session")
+            raise gr.Error(NOT_YOURS)
         return who, session
 
     def record_read(self, who: Principal, session: dict) -> None:

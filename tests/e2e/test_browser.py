@@ -454,3 +454,68 @@ def test_training_job_shows_progress_and_can_be_cancelled(app, users):
     assert not (app.data / "adapters" / "e2e-cancelled").exists()  # no half adapter reaches the catalog
     assert app.rows("SELECT COUNT(*) FROM audit WHERE actor='adm1' AND action='job.cancel' AND target=?",
                     (job_id,))[0][0] == 1
+
+
+HOSTILE_PAGE = """<!doctype html><title>hostile</title><script>
+const app = "%(app)s";
+async function attempt(name, url, options) {
+  try {
+    const r = await fetch(url, Object.assign({credentials: "include"}, options));
+    let body = "";
+    try { body = await r.text(); } catch (e) { body = "unreadable: " + e; }
+    return {name, type: r.type, status: r.status, body: body.slice(0, 300)};
+  } catch (e) { return {name, error: String(e)}; }
+}
+window.results = (async () => [
+  await attempt("config", app + "/config"),
+  await attempt("info", app + "/gradio_api/info"),
+  await attempt("note-json", app + "/gradio_api/call/supervise_note", {method: "POST",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify({data: ["%(sid)s", "HOSTILE NOTE"]})}),
+  await attempt("note-simple", app + "/gradio_api/call/supervise_note", {method: "POST",
+      headers: {"Content-Type": "text/plain"}, body: JSON.stringify({data: ["%(sid)s", "HOSTILE NOTE"]})}),
+  await attempt("note-no-cors", app + "/gradio_api/call/supervise_note", {method: "POST", mode: "no-cors",
+      headers: {"Content-Type": "text/plain"}, body: JSON.stringify({data: ["%(sid)s", "HOSTILE NOTE"]})}),
+])();
+</script>"""
+
+
+def serve_hostile_page(folder: Path, html: str):
+    """A page on another loopback port, as a dev server or a package's web view would serve it."""
+    import functools
+    import http.server
+    import threading
+    (folder / "index.html").write_text(html, encoding="utf-8")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_page_on_another_loopback_port_gets_nothing_from_a_signed_in_supervisor(app, users, tmp_path):
+    supervisor = users("sup1")  # signed in: the browser holds the session cookie for 127.0.0.1
+    sid = app.rows("SELECT id FROM sessions ORDER BY created_utc DESC LIMIT 1")
+    sid = sid[0][0] if sid else "no-session"
+    server = serve_hostile_page(tmp_path, HOSTILE_PAGE % {"app": app.url.rstrip("/"), "sid": sid})
+    hostile_origin = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        page = supervisor.context.new_page()
+        page.goto(hostile_origin + "/index.html")
+        results = page.evaluate("window.results")
+    finally:
+        server.shutdown()
+    by_name = {r["name"]: r for r in results}
+    # Nothing readable came back: each request either failed in the browser (no CORS grant) or was
+    # an opaque no-cors response, and none of the app's data appears in what the page could read.
+    for name in ("config", "info", "note-json", "note-simple"):
+        assert "error" in by_name[name], by_name[name]
+    assert by_name["note-no-cors"].get("type") == "opaque" and by_name["note-no-cors"]["body"] == ""
+    assert app.rows("SELECT COUNT(*) FROM notes WHERE text LIKE '%HOSTILE NOTE%'")[0][0] == 0
+    # The server refused them (not only the browser), and said so in the audit log: under the
+    # supervisor whose cookie came along, or anonymously for the browser's cookie-less preflight.
+    refused = [(actor, json.loads(detail)) for actor, detail in app.rows(
+        "SELECT actor, detail_json FROM audit WHERE action='http.refused' AND detail_json LIKE ?",
+        (f"%{hostile_origin}%",))]
+    assert len(refused) >= 4, refused
+    assert {d["path"] for _, d in refused} >= {"/config", "/gradio_api/info", "/gradio_api/call/supervise_note"}
+    assert all(actor == "sup1" for actor, d in refused if d["method"] != "OPTIONS"), refused
+    assert any(actor == "sup1" for actor, _ in refused)

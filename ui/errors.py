@@ -1,0 +1,95 @@
+"""What a client is told when a handler fails: the app's own messages, or a generic one with a
+reference id, never the exception's text.
+
+A ``gr.Error`` is the app speaking to the user ("Your role (patient) may not do this.") and passes
+unchanged. Anything else is a bug or a bad request, and its text ("'NoneType' object is not
+subscriptable") says something about the server's insides, so the client gets "Something went
+wrong (reference 3f9a1c2e)" and the server log and audit trail get the detail under that reference.
+A payload Gradio cannot even read into the handler's inputs (a dict where a string belongs) fails
+before the handler runs; that refusal is audited as ``access.invalid_input``.
+
+The hook is the one place every event passes through, ``Blocks.process_api``, wrapped on the
+instance (launch with ``show_error=False`` so nothing else leaks).
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+
+import gradio as gr
+from gradio.exceptions import ComponentProcessingError
+
+log = logging.getLogger("theralab.errors")
+
+
+def _endpoint(block_fn) -> str:
+    return str(getattr(block_fn, "api_name", None) or getattr(block_fn, "name", None) or block_fn)[:100]
+
+
+def _username(kwargs) -> str:
+    request = kwargs.get("request")
+    if isinstance(request, list):
+        request = request[0] if request else None
+    return str(getattr(request, "username", None) or "anonymous")
+
+
+# What a client may send for each kind of input; Gradio would otherwise turn a number or a dict
+# into its string form (a stored message "{'a': 1}") or read "notabool" as a ticked box.
+_ACCEPTS = {
+    gr.Textbox: (str, type(None)),
+    gr.Checkbox: (bool,),
+    gr.Number: (int, float, type(None)),
+    gr.Slider: (int, float),
+}
+
+
+def _wrong_type(block_fn, inputs) -> str | None:
+    """Why the raw payload does not fit the handler's input components, or None."""
+    components = getattr(block_fn, "inputs", None) or []
+    if not isinstance(inputs, list):
+        return None
+    for component, value in zip(components, inputs):
+        for kind, accepted in _ACCEPTS.items():
+            if isinstance(component, kind):
+                bad = not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted)
+                if bad:
+                    label = getattr(component, "label", None) or type(component).__name__
+                    return f"{str(label)[:40]} must be {'/'.join(t.__name__ for t in accepted if t is not type(None))}"
+    return None
+
+
+def install_error_guard(blocks: gr.Blocks, audit) -> None:
+    """Wrap ``blocks.process_api`` so unexpected errors reach the client only as a reference."""
+    original = blocks.process_api
+
+    async def process_api(block_fn, inputs, *args, **kwargs):
+        wrong = _wrong_type(block_fn, inputs)
+        if wrong:
+            ref = secrets.token_hex(4)
+            _audit(audit, _username(kwargs), "access.invalid_input", _endpoint(block_fn), ref, TypeError(wrong))
+            raise gr.Error(f"This request's input was not valid: {wrong} (reference {ref}).", print_exception=False)
+        try:
+            return await original(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except ComponentProcessingError as exc:
+            ref = secrets.token_hex(4)
+            log.warning("invalid input to %s (reference %s): %s", _endpoint(block_fn), ref, exc)
+            _audit(audit, _username(kwargs), "access.invalid_input", _endpoint(block_fn), ref, exc)
+            raise gr.Error(f"This request's input was not valid (reference {ref}).", print_exception=False) from None
+        except Exception as exc:
+            ref = secrets.token_hex(4)
+            log.exception("unexpected error in %s (reference %s)", _endpoint(block_fn), ref)
+            _audit(audit, _username(kwargs), "app.error", _endpoint(block_fn), ref, exc)
+            raise gr.Error(f"Something went wrong (reference {ref}). Tell the study team this "
+                           "reference if it happens again.",
+                           print_exception=False) from None
+
+    blocks.process_api = process_api
+
+
+def _audit(audit, actor: str, action: str, endpoint: str, ref: str, exc: BaseException) -> None:
+    try:
+        audit.record(actor, action, None, endpoint=endpoint, reference=ref, error=f"{type(exc).__name__}: {exc}")
+    except Exception:  # the client still gets its reference; the log line above has the detail
+        log.exception("could not audit %s (reference %s)", action, ref)
