@@ -66,9 +66,17 @@ def main(argv: list[str] | None = None) -> int:
 def launch(app, settings, services, access, policy) -> None:
     """Serve on the bound address behind the same-origin guard (docs/security.md): never
     share=True, no uploads, no monitoring or schema routes, generic errors with a reference."""
+    import os
+
     from ui.errors import install_error_guard
     from ui.guard import guard_lifespan, hide_api_description
     install_error_guard(app, services.audit)
+    # uvicorn believes X-Forwarded-For from loopback by default, so any local process could pick
+    # the address the sign-in throttle and audit see. Only a configured reverse proxy may set it.
+    if not settings.public_url:
+        os.environ["FORWARDED_ALLOW_IPS"] = ""
+    else:
+        os.environ.setdefault("FORWARDED_ALLOW_IPS", "127.0.0.1")
     app.queue(default_concurrency_limit=8, api_open=False).launch(
         server_name=settings.host, server_port=settings.port, share=False,
         auth=access.login if services.sign_in else None,

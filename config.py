@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -175,6 +176,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SETTINGS_FILE_ENV = ENV_PREFIX + "SETTINGS_FILE"
+
+
+def settings_json(settings: Settings) -> str:
+    """The resolved settings as JSON: what a job the app launches loads back (``SETTINGS_FILE_ENV``),
+    so it sees the same models, limits and resources as the app, whatever file or flags made them."""
+    raw = dataclasses.asdict(settings)
+    # Absolute: a job runs from the repository root, which need not be the app's working directory.
+    raw["data_dir"] = str(Path(settings.data_dir).resolve())
+    raw["config_file"] = str(Path(settings.config_file).resolve()) if settings.config_file else None
+    return json.dumps(raw, indent=2)
+
+
+def _read_settings_file(path: Path) -> dict:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Settings file {path} cannot be read: {exc}") from None
+    if not isinstance(raw, dict) or set(raw) - set(_FIELDS):
+        raise ConfigError(f"Settings file {path}: not a settings object from this version")
+    values = {k: _coerce(k, v, f"settings file {path}") for k, v in raw.items() if k in _SCALARS and v is not None}
+    values.update({k: raw[k] for k in ("models", "crisis_resources") if k in raw})
+    if raw.get("config_file"):
+        values["config_file"] = Path(raw["config_file"])
+    if raw.get("n_threads") is None:
+        values["n_threads"] = None
+    return values
+
+
 def load_settings(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Merge every source in precedence order. Reading the real environment also makes this
     process offline (every command line starts here, before any model library is imported) and
@@ -187,10 +217,15 @@ def load_settings(argv: list[str] | None = None, env: dict[str, str] | None = No
     args = build_parser().parse_args([] if argv is None else argv)
     values: dict[str, Any] = {}
     config_path = args.config or env.get(ENV_PREFIX + "CONFIG")
-    if config_path:
-        values.update(_read_file(Path(config_path)))
-        values["config_file"] = Path(config_path)
-    values.update(_from_env(env))
+    if env.get(SETTINGS_FILE_ENV):
+        # A job of the app: exactly the app's resolved settings (its file, environment and flags
+        # already merged); only this command line's own flags go on top.
+        values.update(_read_settings_file(Path(env[SETTINGS_FILE_ENV])))
+    else:
+        if config_path:
+            values.update(_read_file(Path(config_path)))
+            values["config_file"] = Path(config_path)
+        values.update(_from_env(env))
     for name in ("host", "port", "data_dir"):
         cli_value = getattr(args, name)
         if cli_value is not None:

@@ -53,7 +53,7 @@ def build_services(settings: Settings) -> Services:
     from patient_sim.personas import persona_store
     personas = persona_store(store)
     personas.ensure_library()
-    jobs = JobRunner(store, settings.data_dir, audit)
+    jobs = JobRunner(store, settings.data_dir, audit, settings)
     jobs.jobs.reconcile()  # a job whose process died while the app was down shows as failed
     from eval.runs import settle_runs
     jobs.on_ended.append(lambda job_id: settle_runs(store))  # a judge run its job left "running"

@@ -27,7 +27,7 @@ EXIT_CANCELLED, EXIT_ERROR, EXIT_NOT_COMPACTED = 1, 2, 3
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m store", description="TheraLab data store")
-    parser.add_argument("--data-dir")
+    parser.add_argument("--data-dir", help="data directory (default: THERALAB_DATA_DIR, else ./data)")
     sub = parser.add_subparsers(dest="area", required=True)
     users = sub.add_parser("users", help="accounts and roles").add_subparsers(dest="action", required=True)
     add = users.add_parser("add", help="create an account (password from THERALAB_PASSWORD or a prompt)")
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("disable", "enable"):
         users.add_parser(name, help=f"{name} an account").add_argument("username")
     _add_data_commands(sub)
-    return parser
+    from store.cli import share_global_flags
+    return share_global_flags(parser)
 
 
 def _add_data_commands(sub) -> None:

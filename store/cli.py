@@ -45,6 +45,29 @@ def build_parser(prog: str, description: str, commands: dict[str, Command]) -> a
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in commands.items():
         command.register(sub, name)
+    return share_global_flags(parser)
+
+
+GLOBAL_FLAGS = ("--data-dir",)
+
+
+def share_global_flags(parser: argparse.ArgumentParser, flags: tuple[str, ...] = GLOBAL_FLAGS,
+                       _actions=None) -> argparse.ArgumentParser:
+    """Accept the global flags after the subcommand too: ``python -m patient_sim simulate ...
+    --data-dir D`` is the first thing a new user types. Each subcommand (nested ones included)
+    gets a copy whose default is SUPPRESS, so a flag given before the subcommand is kept when it is
+    not repeated after it."""
+    shared = _actions if _actions is not None else [
+        a for a in parser._actions if set(a.option_strings) & set(flags)]
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            for flag in shared:
+                if not set(flag.option_strings) & set(child._option_string_actions):
+                    child.add_argument(*flag.option_strings, dest=flag.dest, default=argparse.SUPPRESS,
+                                       help=flag.help, metavar=flag.metavar)
+            share_global_flags(child, flags, shared)
     return parser
 
 

@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-at", type=int, help="raise an error at this step (1-based)")
     parser.add_argument("--ignore-term", action="store_true",
                         help="ignore SIGTERM (tests the SIGKILL escalation of a cancel)")
+    parser.add_argument("--print-settings", action="store_true",
+                        help="print the settings this job loaded, as JSON, before the first step")
     parser.add_argument("--job-id", help="report to this jobs row (set by JobRunner)")
     parser.add_argument("--data-dir", help="data directory (default ./data or THERALAB_DATA_DIR)")
     return parser
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings(["--data-dir", args.data_dir] if args.data_dir else [])
     reporter = JobReporter.from_args(args.job_id, settings.data_dir)
+    if args.print_settings:
+        from config import settings_json
+        print("SETTINGS " + " ".join(settings_json(settings).split()), flush=True)
     if args.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:

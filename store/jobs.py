@@ -284,10 +284,11 @@ def _exit_detail(returncode: int) -> str:
 class JobRunner:
     """Starts jobs as subprocesses, reaps them, and cancels them."""
 
-    def __init__(self, store: Store, data_dir: str | Path, audit):
+    def __init__(self, store: Store, data_dir: str | Path, audit, settings=None):
         self.jobs = JobStore(store)
         self.data_dir = Path(data_dir).resolve()
         self.audit = audit
+        self.settings = settings  # the app's resolved Settings, handed to every job it launches
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         # Called with the job id once a job's process is gone (after its row is settled), so the
@@ -321,6 +322,13 @@ class JobRunner:
         # The child finds the same database even if argv forgot --data-dir; its log is live.
         env["THERALAB_DATA_DIR"] = str(self.data_dir)
         env["PYTHONUNBUFFERED"] = "1"
+        if self.settings is not None:  # the job loads the app's resolved settings, not its own guess
+            from config import SETTINGS_FILE_ENV, settings_json
+            from store.files import create_private_file
+            path = log_path.parent / "settings.json"
+            create_private_file(path)  # it names model endpoints and paths: owner-only, whatever the umask
+            path.write_text(settings_json(self.settings), encoding="utf-8")
+            env[SETTINGS_FILE_ENV] = str(path)
         with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             return subprocess.Popen(
                 [sys.executable, "-m", *argv, "--job-id", job_id], cwd=REPO_ROOT, env=env,

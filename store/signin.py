@@ -96,9 +96,11 @@ class _Table:
         del self.streaks[victim]
 
 
-def _username_key(username: object) -> str:
-    text = username if isinstance(username, str) else ""
-    return text.strip().lower()[:MAX_KEY]
+def _username_key(username: object) -> str | None:
+    # None (the guard's address-only check) and a blank name share no key, so five blank attempts
+    # cannot lock every sign-in.
+    text = username.strip().lower()[:MAX_KEY] if isinstance(username, str) else ""
+    return text or None
 
 
 def _address_key(address: object) -> str | None:

@@ -201,3 +201,24 @@ def test_every_command_line_is_offline_once_it_reads_its_settings(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a user's explicit choice is kept
     load_settings([])
     assert os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+def test_a_job_loads_exactly_the_settings_file_the_app_wrote(tmp_path):
+    from config import SETTINGS_FILE_ENV, settings_json
+    cfg = tmp_path / "theralab.toml"
+    cfg.write_text('max_tokens = 77\n[[models]]\nid = "my-judge"\nlabel = "Judge"\nbackend = "openai"\n'
+                   'base_url = "http://127.0.0.1:8000/v1"\nmodel = "m"\n[crisis_resources]\nUK = "Call 111."\n')
+    app = load_settings(["--config", str(cfg), "--data-dir", str(tmp_path / "d")], env={"THERALAB_TEMPERATURE": "0.2"})
+    path = tmp_path / "settings.json"
+    path.write_text(settings_json(app))
+    # The job's own environment says otherwise; the file wins, and only the job's flags go on top.
+    job = load_settings(["--data-dir", str(tmp_path / "d")], env={SETTINGS_FILE_ENV: str(path),
+                                                                  "THERALAB_MAX_TOKENS": "150"})
+    assert job.max_tokens == 77 and job.temperature == 0.2
+    assert [m["id"] for m in job.models] == ["my-judge"] and job.crisis_resources == {"UK": "Call 111."}
+    assert job.config_file == cfg.resolve() and job.data_dir == tmp_path / "d"
+    assert {k: v for k, v in vars(job).items() if k not in ("data_dir", "config_file")} == \
+        {k: v for k, v in vars(app).items() if k not in ("data_dir", "config_file")}
+    path.write_text('{"max_tokens": 77, "no_such_setting": 1}')
+    with pytest.raises(ConfigError, match="not a settings object"):
+        load_settings([], env={SETTINGS_FILE_ENV: str(path)})

@@ -123,6 +123,13 @@ def test_a_huge_username_with_newlines_is_stored_capped_and_escaped(accounts):
     assert len(actor) < 100 and "\n" not in actor
 
 
+def test_a_forwarded_for_header_cannot_choose_the_address_the_throttle_and_audit_see(accounts):
+    assert _sign_in(accounts, "pat1", "wrong-password", **{"X-Forwarded-For": "203.0.113.77"}).status_code == 400
+    detail = accounts.rows("SELECT detail_json FROM audit WHERE action='auth.login_failed' AND actor='pat1' "
+                           "ORDER BY id DESC LIMIT 1")[0][0]
+    assert "203.0.113.77" not in detail and "127.0.0.1" in detail
+
+
 # 5. uploads --------------------------------------------------------------------------------------
 
 def test_uploads_are_refused_even_when_signed_in(accounts):

@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, _) in COMMANDS.items():
         _add(sub, name, help_text)
-    return parser
+    from store.cli import share_global_flags
+    return share_global_flags(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ instance (launch with ``show_error=False`` so nothing else leaks).
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 
 import gradio as gr
@@ -43,18 +44,35 @@ _ACCEPTS = {
 }
 
 
+_SCALAR = (str, int, float, type(None))
+
+
+def _problem(component, value) -> str | None:
+    """What is wrong with ``value`` for ``component`` ("must be ..."), or None."""
+    if isinstance(component, gr.Dropdown):
+        if getattr(component, "multiselect", False):
+            ok = value is None or (isinstance(value, list) and all(isinstance(v, _SCALAR) for v in value))
+            return None if ok else "must be a list of choices"
+        return None if isinstance(value, _SCALAR) and not isinstance(value, bool) else "must be one choice"
+    for kind, accepted in _ACCEPTS.items():
+        if isinstance(component, kind):
+            if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+                return "must be " + "/".join(t.__name__ for t in accepted if t is not type(None))
+            if isinstance(value, float) and not math.isfinite(value):  # NaN passes min/max checks
+                return "must be a finite number"
+    return None
+
+
 def _wrong_type(block_fn, inputs) -> str | None:
     """Why the raw payload does not fit the handler's input components, or None."""
     components = getattr(block_fn, "inputs", None) or []
     if not isinstance(inputs, list):
         return None
     for component, value in zip(components, inputs):
-        for kind, accepted in _ACCEPTS.items():
-            if isinstance(component, kind):
-                bad = not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted)
-                if bad:
-                    label = getattr(component, "label", None) or type(component).__name__
-                    return f"{str(label)[:40]} must be {'/'.join(t.__name__ for t in accepted if t is not type(None))}"
+        problem = _problem(component, value)
+        if problem:
+            label = getattr(component, "label", None) or type(component).__name__
+            return f"{str(label)[:40]} {problem}"
     return None
 
 

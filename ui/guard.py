@@ -40,10 +40,11 @@ from urllib.parse import urlsplit
 CLIENT_ADDRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("theralab_client", default=None)
 
 # Routes nobody may call: the app has no file inputs, no monitoring and no published schema.
-BLOCKED_PREFIXES = ("/gradio_api/upload", "/gradio_api/process_recording", "/gradio_api/component_server",
+BLOCKED_PREFIXES = ("/gradio_api/upload", "/gradio_api/upload_progress", "/gradio_api/process_recording", "/gradio_api/component_server",
                     "/monitoring", "/gradio_api/monitoring", "/openapi.json", "/gradio_api/openapi.json",
                     "/docs", "/redoc", "/gradio_api/mcp", "/mcp")
-START_PAGES = ("/", "/login", "/logout")
+# A link from elsewhere may open these (not /logout: a page could then sign the user out).
+START_PAGES = ("/", "/login")
 AUDIT_PER_MINUTE = 30
 _DROP_HEADERS = (b"access-control-",)
 _SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
@@ -179,8 +180,7 @@ class Guard:
         path = scope.get("path", "")
         if not self.policy.host_ok(headers.get("host")):
             return 403, "host not allowed"
-        if any(path == p or path.startswith(p + "/") or path.startswith(p + "?") or
-               (p.endswith("=") and path.startswith(p)) for p in BLOCKED_PREFIXES):
+        if any(path == p or path.startswith(p + "/") for p in BLOCKED_PREFIXES):
             return 403, "route not available"
         if "origin" in headers:
             return None if self.policy.origin_ok(headers["origin"]) else (403, "cross-origin request")

@@ -227,3 +227,20 @@ def test_jobs_survive_a_new_store_instance(runner, settings):
         assert again.get(job["id"])["status"] == "cancelled"
     finally:
         reload.close()
+
+
+def test_a_job_sees_the_settings_of_the_app_that_launched_it(store, settings, tmp_path):
+    """The reproduction of issue 18: the app had models ['my-judge'] and max_tokens 77 (from its
+    config file); the job it launched had no models and max_tokens 150."""
+    import dataclasses
+    app_settings = dataclasses.replace(settings, max_tokens=77, crisis_locale="UK", models=[
+        {"id": "my-judge", "label": "Judge", "backend": "openai", "base_url": "http://127.0.0.1:8000/v1",
+         "model": "m"}])
+    runner = JobRunner(store, settings.data_dir, AuditLog(store), app_settings)
+    job = runner.launch("demo", demo_argv(settings, 1, 0.01, "--print-settings"), {}, "tester")
+    wait_status(runner.jobs, job["id"], ("done",))
+    line = next(l for l in Path(job["log_path"]).read_text().splitlines() if l.startswith("SETTINGS "))
+    seen = json.loads(line[len("SETTINGS "):])
+    assert seen["max_tokens"] == 77 and seen["crisis_locale"] == "UK"
+    assert [m["id"] for m in seen["models"]] == ["my-judge"]
+    assert (run_dir(settings.data_dir, job["id"]) / "settings.json").stat().st_mode & 0o077 == 0

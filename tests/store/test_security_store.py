@@ -290,3 +290,12 @@ def test_total_detail_is_capped_and_stays_json():
     assert len(text) <= MAX_DETAIL_JSON and "truncated" in json.loads(text)
     many = json.loads(clean_detail({"ids": list(range(1000))}))
     assert len(many["ids"]) == 51 and many["ids"][-1] == "…(+950 items)"
+
+
+def test_blank_usernames_cannot_lock_everyone_through_the_address_only_check():
+    from store.signin import SignInThrottle
+    throttle = SignInThrottle(user_free=5, address_free=20, clock=lambda: 0.0)
+    for _ in range(8):
+        throttle.failed("   ", "10.0.0.9")
+    assert throttle.check(None, "10.0.0.1") == 0.0       # the guard's pre-check for another address
+    assert throttle.check("alice", "10.0.0.1") == 0.0

@@ -99,6 +99,7 @@ def test_a_top_level_link_to_the_start_page_is_allowed_but_not_to_an_api_route()
     link = {"Referer": "https://wiki.example/", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
     assert client.get("/", headers=link).status_code == 200
     assert client.get("/config", headers=link).status_code == 403
+    assert client.get("/logout", headers={**link, "Sec-Fetch-Site": "same-site"}).status_code == 403
 
 
 def test_sign_in_is_throttled_per_address_before_the_app_sees_it():
@@ -126,8 +127,11 @@ def test_refusal_audit_is_rate_limited_and_counts_what_it_left_out():
 def _blocks_with(failure: BaseException):
     with gr.Blocks() as blocks:
         box, flag = gr.Textbox(label="Your message"), gr.Checkbox(label="Agree")
+        epochs = gr.Number(value=1.0, minimum=0.1, maximum=50, label="Epochs")
+        pick = gr.Dropdown(["a", "b"], value="a", label="Pick", allow_custom_value=True)
+        many = gr.Dropdown(["a", "b"], value=["a"], multiselect=True, label="Many")
         out = gr.Textbox()
-        gr.Button().click(lambda a, b: a, [box, flag], out, api_name="echo")
+        gr.Button().click(lambda *a: a[0], [box, flag, epochs, pick, many], out, api_name="echo")
 
     async def original(block_fn, inputs, *args, **kwargs):
         raise failure
@@ -140,7 +144,7 @@ def _blocks_with(failure: BaseException):
 def test_unexpected_errors_reach_the_client_only_as_a_reference():
     blocks, audit = _blocks_with(TypeError("'<=' not supported between instances of 'int' and 'str'"))
     with pytest.raises(gr.Error) as raised:
-        asyncio.run(blocks.process_api(blocks.fns[0], ["hello", True]))
+        asyncio.run(blocks.process_api(blocks.fns[0], ["hello", True, 1.0, "a", ["a"]]))
     message = raised.value.message
     assert "not supported" not in message and "reference" in message
     (actor, action, _, detail), = audit.rows
@@ -149,9 +153,14 @@ def test_unexpected_errors_reach_the_client_only_as_a_reference():
 
 def test_app_messages_pass_and_wrong_types_are_refused_before_the_handler():
     blocks, audit = _blocks_with(gr.Error("Your role (patient) may not do this."))
+    good = ["hello", True, 1.0, "a", ["a"]]
     with pytest.raises(gr.Error, match="may not do this"):
-        asyncio.run(blocks.process_api(blocks.fns[0], ["hello", True]))
-    for inputs in ([12345, True], [{"role": "x"}, True], ["hello", "notabool"], ["hello", 1]):
+        asyncio.run(blocks.process_api(blocks.fns[0], good))
+    bad = [(0, 12345), (0, {"role": "x"}), (1, "notabool"), (1, 1), (2, float("nan")), (2, "3"),
+           (3, ["a", "b"]), (3, {"x": 1}), (4, "a")]
+    for at, value in bad:
+        inputs = list(good)
+        inputs[at] = value
         with pytest.raises(gr.Error, match="not valid"):
             asyncio.run(blocks.process_api(blocks.fns[0], inputs))
-    assert [row[1] for row in audit.rows] == ["access.invalid_input"] * 4
+    assert [row[1] for row in audit.rows] == ["access.invalid_input"] * len(bad)
