@@ -47,7 +47,7 @@ class Settings:
     n_ctx: int = 4096
     n_threads: int | None = None
     # llama.cpp flash attention. Off: on the CPU it made 20 new tokens after 1,800 cached ones
-    # 1.4-1.5x slower (README: Performance); a GPU build of llama.cpp may gain from it.
+    # 1.4-1.5x slower (docs/performance.md); a GPU build of llama.cpp may gain from it.
     flash_attn: bool = False
     max_tokens: int = 150
     reasoning_budget: int = 120  # tokens of <think> before the answer is forced
@@ -211,8 +211,7 @@ def load_settings(argv: list[str] | None = None, env: dict[str, str] | None = No
     makes every file it creates owner-only: transcripts, exports and job logs are health data."""
     if env is None:
         enforce_offline_env()
-        from store.files import owner_only_umask
-        owner_only_umask()
+        os.umask(0o077)  # as store.files.owner_only_umask; config imports nothing of the project
     env = dict(os.environ if env is None else env)
     args = build_parser().parse_args([] if argv is None else argv)
     values: dict[str, Any] = {}

@@ -4,11 +4,11 @@
 
 Each benchmark runs in its own process (as a user would run it alone) and appends its figures to
 one JSON-lines file; the table is printed, saved to ``benchmarks/results.md`` and, with
-``--readme``, written into README.md between the ``benchmarks:begin`` / ``benchmarks:end``
-markers. Rows are kept in ``benchmarks/results.jsonl``: running ``--only`` some benchmarks replaces
-their rows and keeps the others, each with the date it was measured. ``--quick`` uses smaller
-settings (minutes instead of tens of minutes; noisier). Run it on an otherwise idle machine: the
-benchmarks measure time.
+``--readme``, written into docs/performance.md between the ``benchmarks:begin`` /
+``benchmarks:end`` markers. Rows are kept in ``benchmarks/results.jsonl``: running ``--only``
+some benchmarks replaces their rows and keeps the others, each with the date it was measured.
+``--quick`` uses smaller settings (minutes instead of tens of minutes; noisier). Run it on an
+otherwise idle machine: the benchmarks measure time.
 """
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ BENCHMARKS = {
 }
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 RESULTS = ROOT / "benchmarks" / "results.jsonl"
+# the page whose benchmarks:begin / benchmarks:end block --readme fills (it was README.md once)
+PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 
 
 def run_all(names: list[str], quick: bool, figures: Path) -> list[str]:
@@ -69,7 +71,8 @@ def save_rows(rows: list[dict], path: Path = RESULTS) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def write_readme(table: str, readme: Path = ROOT / "README.md") -> None:
+def write_readme(table: str, readme: Path = PERFORMANCE_DOC) -> None:
+    """Replace the table between the markers of ``readme`` (by default docs/performance.md)."""
     text = readme.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{readme} has no {BEGIN} ... {END} block to fill")
@@ -81,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="smaller settings (noisier)")
-    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument("--readme", action="store_true",
+                        help="also write the table into docs/performance.md")
     parser.add_argument("--table", action="store_true",
-                        help="run nothing: rebuild the table (and README block) from benchmarks/results.jsonl")
+                        help="run nothing: rebuild the table (and, with --readme, the block in "
+                             "docs/performance.md) from benchmarks/results.jsonl")
     args = parser.parse_args(argv)
     names = [] if args.table else args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]

@@ -153,7 +153,7 @@ def _register_stats(sub, name: str):
 
 
 def _run_stats(args, ctx: Context) -> int:
-    from eval.stats import stats_command
+    from eval.stats_tables import stats_command
     return stats_command(args)
 
 
@@ -165,8 +165,22 @@ def _register_study(sub, name: str):
 
 
 def _run_study(args, ctx: Context) -> int:
-    from eval.study import run_cli
-    return run_cli(args, ctx)
+    from eval.study import load_study, run_study
+    from services import build_services  # an entry point: the one place Services is built
+    from store.jobs import JobReporter
+    config = load_study(args.config, args.overrides)
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    services = build_services(ctx.settings)
+    try:
+        reporter = JobReporter.from_args(args.job_id, ctx.settings.data_dir, services.store)
+        reporter.on_cancel()
+        with reporter.guard():
+            out = run_study(services, config, stages, reporter, log=lambda line: print(line, flush=True))
+            reporter.done(out)
+        print(f"study {config.name}: done" + (f"; report: {out['report']}" if "report" in out else ""))
+        return 0
+    finally:
+        services.store.close()
 
 
 COMMANDS: dict[str, Command] = {

@@ -154,7 +154,7 @@ def item_heatmap(services, config, rater: str, rubric, path: Path) -> Path | Non
 
 def write_report(services, config, log: Callable[[str], None] = print) -> Path:
     """Analyse the study's scores and write the report folder; return its report.md."""
-    from eval import stats
+    from eval import stats, stats_tables
     from eval.rubrics import load_user_rubric
     folder = report_dir(services.settings.data_dir, config.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -170,9 +170,9 @@ def write_report(services, config, log: Callable[[str], None] = print) -> Path:
             continue
         import pandas as pd
         for result in stats.analyse(pd.DataFrame(mine), score_names(mine), "variant", "subject", variants=present):
-            sections.append((rater, result.score, stats.to_markdown(result)))
-            descriptives += [{"rater": rater, **d} for d in stats.descriptive_rows(result)]
-            tests += [{"rater": rater, **t} for t in stats.test_rows(result)]
+            sections.append((rater, result.score, stats_tables.to_markdown(result)))
+            descriptives += [{"rater": rater, **d} for d in stats_tables.descriptive_rows(result)]
+            tests += [{"rater": rater, **t} for t in stats_tables.test_rows(result)]
         for rubric in rubrics.values():
             primary = f"{rubric.id}.{rubric.primary}"
             safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", rater)

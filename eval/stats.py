@@ -496,10 +496,3 @@ def analyse(df: "pd.DataFrame", scores: str | Sequence[str], variant_col: str, s
                                    _descriptives(data, order), _mixed(data, order, reference, methods),
                                    _nonparametric(data, order)))
     return results
-
-
-# The presentation half lives in eval/stats_tables.py; these names stay importable from here.
-from eval.stats_tables import (  # noqa: E402, F401
-    DESCRIPTIVE_COLUMNS, TEST_COLUMNS, descriptive_rows, read_table, stats_command, test_rows, to_markdown,
-    write_csv, write_report)
-

@@ -72,7 +72,7 @@ def study_path(name_or_path: str) -> Path:
 
 def load_study(name_or_path: str, overrides: list[str] | None = None) -> StudyConfig:
     """The study file plus ``key=value`` overrides, checked before anything runs."""
-    from training.recipes import RecipeError, load_recipe
+    from jobs.specs import RecipeError, load_recipe
     try:
         config = load_recipe(StudyConfig, study_path(name_or_path), overrides)
     except RecipeError as exc:
@@ -215,19 +215,3 @@ def register_cli(sub, name: str):
     return p
 
 
-def run_cli(args, ctx) -> int:
-    from services import build_services
-    from store.jobs import JobReporter
-    config = load_study(args.config, args.overrides)
-    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
-    services = build_services(ctx.settings)
-    try:
-        reporter = JobReporter.from_args(args.job_id, ctx.settings.data_dir, services.store)
-        reporter.on_cancel()
-        with reporter.guard():
-            out = run_study(services, config, stages, reporter, log=lambda line: print(line, flush=True))
-            reporter.done(out)
-        print(f"study {config.name}: done" + (f"; report: {out['report']}" if "report" in out else ""))
-        return 0
-    finally:
-        services.store.close()

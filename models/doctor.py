@@ -158,7 +158,7 @@ def render(report: Report) -> str:
              f"CPU        {cpu['model']} ({cpu['machine']}), {report.cores} usable core(s)",
              f"features   {' '.join(flags) or '(none of the SIMD extensions llama.cpp uses)'}"]
     if native.amx_reported(cpu):
-        lines.append("           AMX reported: llama.cpp is built without its AMX kernels (README: Install)")
+        lines.append("           AMX reported: llama.cpp is built without its AMX kernels (docs/install.md)")
     build = report.llama_build
     if report.llama_version is None:
         lines.append("llama.cpp  llama-cpp-python is not installed: run `bash scripts/install.sh`")

@@ -13,7 +13,7 @@ import argparse
 import sys
 import textwrap
 
-from patient_sim.batch import add_simulate_parser, simulate_command
+from patient_sim.batch import add_simulate_parser, plan, resolve_personas, run_batch
 from patient_sim.importer import import_profiles
 from patient_sim.personas import Persona, PersonaError, load_library, persona_store
 from patient_sim.sampler import sample_personas
@@ -117,6 +117,35 @@ def _print_persona(persona: Persona) -> None:
 
 
 # --- wiring -----------------------------------------------------------------------------------
+
+
+def simulate_command(args, ctx) -> int:
+    """``python -m patient_sim simulate ...``: plan, run (or resume) and summarise in one line."""
+    from services import build_services  # an entry point: the one place Services is built
+    from store.jobs import JobReporter
+    settings = ctx.settings
+    services = build_services(settings)
+    reporter = JobReporter.from_args(getattr(args, "job_id", None), settings.data_dir, services.store)
+    reporter.on_cancel()
+    with reporter.guard():
+        try:
+            for model_id in [*args.therapist, args.patient_model]:
+                services.catalog.get(model_id)
+            personas = resolve_personas(services, args.personas, args.seed, args.modality)
+        except (KeyError, ValueError, LookupError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            reporter.fail(str(exc))
+            return 2
+        specs = plan(personas, args.therapist, args.patient_model, args.turns, args.repeats, args.study,
+                     args.modality, args.course_sessions)
+        summary = run_batch(services, specs, args.concurrency, reporter=reporter)
+        print(summary.line())
+        for key, error in summary.failed:
+            print(f"  failed {key}: {error}", file=sys.stderr)
+        reporter.done({"ran": summary.ran, "skipped": summary.skipped, "restarted": summary.restarted,
+                       "failed": len(summary.failed), "line": summary.line()})
+    return 1 if summary.failed else 0
+
 
 COMMANDS: dict[str, Command] = {
     "import-personas": Command(_register_import, _run_import),

@@ -127,36 +127,6 @@ def resolve_personas(services, spec: str, seed: int = 0, modality: str | None = 
     return [services.personas.get(pid) for pid in ids]
 
 
-def simulate_command(args, ctx) -> int:
-    """``python -m patient_sim simulate ...``: plan, run (or resume) and summarise in one line."""
-    import sys
-
-    from services import build_services
-    from store.jobs import JobReporter
-    settings = ctx.settings
-    services = build_services(settings)
-    reporter = JobReporter.from_args(getattr(args, "job_id", None), settings.data_dir, services.store)
-    reporter.on_cancel()
-    with reporter.guard():
-        try:
-            for model_id in [*args.therapist, args.patient_model]:
-                services.catalog.get(model_id)
-            personas = resolve_personas(services, args.personas, args.seed, args.modality)
-        except (KeyError, ValueError, LookupError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            reporter.fail(str(exc))
-            return 2
-        specs = plan(personas, args.therapist, args.patient_model, args.turns, args.repeats, args.study,
-                     args.modality, args.course_sessions)
-        summary = run_batch(services, specs, args.concurrency, reporter=reporter)
-        print(summary.line())
-        for key, error in summary.failed:
-            print(f"  failed {key}: {error}", file=sys.stderr)
-        reporter.done({"ran": summary.ran, "skipped": summary.skipped, "restarted": summary.restarted,
-                       "failed": len(summary.failed), "line": summary.line()})
-    return 1 if summary.failed else 0
-
-
 def add_simulate_parser(sub, name: str = "simulate"):
     p = sub.add_parser(name, help="run simulated sessions: personas x therapist variants x repeats")
     p.add_argument("--therapist", action="append", required=True, help="catalog id (repeat for several variants)")

@@ -48,7 +48,7 @@ CORPUS_PATH = Path(__file__).parent / "data" / "hostile_inputs.jsonl"
 KINDS = {"huge", "empty", "binary", "control_token", "role_injection", "reveal_prompt", "judge_injection"}
 REPLY = "Thank you for telling me. What feels most important to you right now?"
 FOLLOW_UP = "I had a calmer day today and went for a walk."
-# The cleaning README "How a turn works" documents: control characters removed (C0 except tab,
+# The cleaning docs/sessions-and-safety.md ("How a turn works") documents: control characters removed (C0 except tab,
 # newline and carriage return, and DEL), surrounding whitespace stripped. Written out here, not
 # imported, so a change in the engine's rule shows up as a failure.
 _C0 = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -299,7 +299,7 @@ def test_token_dense_message_gets_a_clear_context_error_real_model(real_services
 
 @pytest.mark.parametrize("entry", [pytest.param(BY_ID[i], id=i) for i in TOKEN_DENSE])
 def test_session_survives_a_token_dense_message_real_model(real_services, entry):
-    """README: the prompt keeps 'as many recent turns as fit the context (oldest dropped first)', so
+    """docs/sessions-and-safety.md: the prompt keeps 'as many recent turns as fit the context (oldest dropped first)', so
     the next message must be answered (one short greedy generation)."""
     sid = real_services.engine.start("act", "default")["id"]
     list(real_services.engine.turn(sid, entry["text"]))

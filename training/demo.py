@@ -23,6 +23,7 @@ from typing import Callable
 
 from training.build import BuildConfig, build
 from training.common import TrainConfig
+from training.prompts import _spread, validation_prompts  # noqa: F401  (validation_prompts: importable here)
 from training.recipes import load_recipe
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models" / "adapters"
@@ -88,27 +89,6 @@ def train_config(config: DemoConfig, variant: str) -> TrainConfig:
                    lora_alpha=config.lora_alpha, lora_targets=list(config.lora_targets),
                    max_eval_examples=config.max_eval_examples, gguf_outtype=config.gguf_outtype,
                    seed=config.seed, base="embedded", device="auto")
-
-
-def _spread(items: list, n: int) -> list:
-    """``n`` items picked at even steps over ``items`` (all of them when there are fewer)."""
-    step = max(1, len(items) / n) if n > 0 else 1
-    return [items[int(i * step)] for i in range(min(n, len(items)))]
-
-
-def validation_prompts(dataset_dir: Path, n: int) -> list[list[dict]]:
-    """``n`` conversation prefixes that end before a therapist answer, spread over the validation set."""
-    prompts = []
-    for line in (dataset_dir / "validation.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if "prompt" in row:
-            prompts.append(row["prompt"])
-            continue
-        messages = row["messages"]
-        prompts += [messages[:i] for i, m in enumerate(messages) if m["role"] == "assistant" and i > 1]
-    if not prompts:
-        raise ValueError(f"{dataset_dir}: the validation split has no prompts")
-    return _spread(prompts, n)
 
 
 def held_out_prompts(bcfg: BuildConfig, dataset_dir: Path, n: int) -> list[list[dict]]:

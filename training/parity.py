@@ -16,7 +16,7 @@ from pathlib import Path
 
 def adapter_prompts(adapter_dir: Path, data_dir: Path, n: int) -> list[list[dict]]:
     """Validation prompts of the adapter's own dataset, else of the seed corpus's ACT set."""
-    from training.demo import validation_prompts
+    from training.prompts import validation_prompts
     card = json.loads((adapter_dir / "card.json").read_text(encoding="utf-8"))
     for root in (Path(data_dir) / "datasets", Path(data_dir) / "demo-build" / "datasets"):
         folder = root / card.get("dataset", "")

@@ -15,8 +15,9 @@ import pytest
 from eval.__main__ import main
 from eval.stats import (
     StatsError, analyse, descriptives, mixed_model, nonparametric, rank_biserial_paired,
-    rank_biserial_unpaired, to_markdown, write_csv,
+    rank_biserial_unpaired,
 )
+from eval.stats_tables import to_markdown, write_csv
 
 VARIANTS = ["A", "B", "C"]
 # 6 subjects x 3 variants, balanced; no ties within a subject (so Friedman needs no tie correction)

@@ -1,0 +1,1 @@
+"""The jobs room: typed specs that launch long work (training recipes, studies, job settings)."""
