@@ -200,8 +200,6 @@ def _read_settings_file(path: Path) -> dict:
     values.update({k: raw[k] for k in ("models", "crisis_resources") if k in raw})
     if raw.get("config_file"):
         values["config_file"] = Path(raw["config_file"])
-    if raw.get("n_threads") is None:
-        values["n_threads"] = None
     return values
 
 
@@ -211,7 +209,7 @@ def load_settings(argv: list[str] | None = None, env: dict[str, str] | None = No
     makes every file it creates owner-only: transcripts, exports and job logs are health data."""
     if env is None:
         enforce_offline_env()
-        os.umask(0o077)  # as store.files.owner_only_umask; config imports nothing of the project
+        os.umask(0o077)  # the one place: every entry point reads its settings first
     env = dict(os.environ if env is None else env)
     args = build_parser().parse_args([] if argv is None else argv)
     values: dict[str, Any] = {}

@@ -14,10 +14,8 @@ from typing import Iterator
 
 import sqlite_utils
 
-from store.files import create_private_file, owner_only_umask, private_dir, private_file
+from store.files import create_private_file, private_dir, private_file
 from store.migrations import apply_migrations
-
-__all__ = ["BUSY_TIMEOUT_MS", "Store", "StoreError", "owner_only_umask"]
 
 BUSY_TIMEOUT_MS = 30_000
 

@@ -19,14 +19,6 @@ FILE_MODE = 0o600
 _OPEN_TO_OTHERS = 0o077  # any group or other permission bit
 
 
-def owner_only_umask() -> int:
-    """Make every file this process creates from now on owner-only; returns the previous umask.
-
-    Called by the entry points (not at import: importing a module must not change process state).
-    """
-    return os.umask(0o077)
-
-
 def _shared_by_design(path: Path, st: os.stat_result) -> bool:
     """Directories other users rely on, even when we own them (e.g. running as root)."""
     if st.st_mode & stat.S_ISVTX:  # /tmp, /var/tmp and the like

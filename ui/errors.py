@@ -81,27 +81,28 @@ def install_error_guard(blocks: gr.Blocks, audit) -> None:
     original = blocks.process_api
 
     async def process_api(block_fn, inputs, *args, **kwargs):
+        def referenced(action: str, exc: BaseException, shown: str) -> gr.Error:
+            ref = secrets.token_hex(4)
+            unexpected = action == "app.error"  # a bug: the traceback goes to the server log
+            log.log(logging.ERROR if unexpected else logging.WARNING, "%s in %s (reference %s): %s", action,
+                    _endpoint(block_fn), ref, exc, exc_info=unexpected)
+            _audit(audit, _username(kwargs), action, _endpoint(block_fn), ref, exc)
+            return gr.Error(shown.replace("{ref}", ref), print_exception=False)
+
         wrong = _wrong_type(block_fn, inputs)
         if wrong:
-            ref = secrets.token_hex(4)
-            _audit(audit, _username(kwargs), "access.invalid_input", _endpoint(block_fn), ref, TypeError(wrong))
-            raise gr.Error(f"This request's input was not valid: {wrong} (reference {ref}).", print_exception=False)
+            raise referenced("access.invalid_input", TypeError(wrong),
+                             f"This request's input was not valid: {wrong} (reference {{ref}}).")
         try:
             return await original(block_fn, inputs, *args, **kwargs)
         except gr.Error:
             raise
         except ComponentProcessingError as exc:
-            ref = secrets.token_hex(4)
-            log.warning("invalid input to %s (reference %s): %s", _endpoint(block_fn), ref, exc)
-            _audit(audit, _username(kwargs), "access.invalid_input", _endpoint(block_fn), ref, exc)
-            raise gr.Error(f"This request's input was not valid (reference {ref}).", print_exception=False) from None
+            raise referenced("access.invalid_input", exc,
+                             "This request's input was not valid (reference {ref}).") from None
         except Exception as exc:
-            ref = secrets.token_hex(4)
-            log.exception("unexpected error in %s (reference %s)", _endpoint(block_fn), ref)
-            _audit(audit, _username(kwargs), "app.error", _endpoint(block_fn), ref, exc)
-            raise gr.Error(f"Something went wrong (reference {ref}). Tell the study team this "
-                           "reference if it happens again.",
-                           print_exception=False) from None
+            raise referenced("app.error", exc, "Something went wrong (reference {ref}). Tell the study "
+                             "team this reference if it happens again.") from None
 
     blocks.process_api = process_api
 

@@ -203,14 +203,6 @@ class Guard:
             await send({"type": "websocket.close", "code": 1008})
             return
         refused = self.refusal(scope, headers)
-        if refused is None and self.throttle is not None and scope.get("method") == "POST" \
-                and scope.get("path", "").rstrip("/") == "/login":
-            wait = self.throttle.check(None, client)
-            if wait > 0:
-                await _respond(send, 429, "Too many sign-in attempts. Try again later.",
-                               [(b"retry-after", str(int(wait) + 1).encode())])
-                self.refusals.record(path="/login", reason="sign-in throttled", address=client)
-                return
         if refused is not None:
             status, reason = refused
             self.refusals.record(actor=self.caller(headers), path=scope.get("path", "")[:200], reason=reason,
@@ -219,11 +211,23 @@ class Guard:
                                  host=headers.get("host", "")[:200])
             await _respond(send, status, f"Refused: {reason}.")
             return
+        wait = self._sign_in_wait(scope, client)
+        if wait > 0:
+            await _respond(send, 429, "Too many sign-in attempts. Try again later.",
+                           [(b"retry-after", str(int(wait) + 1).encode())])
+            self.refusals.record(path="/login", reason="sign-in throttled", address=client)
+            return
         token = CLIENT_ADDRESS.set(client)
         try:
             await self.app(scope, receive, self._sending(scope, send, client, headers))
         finally:
             CLIENT_ADDRESS.reset(token)
+
+    def _sign_in_wait(self, scope, client) -> float:
+        """Seconds this address must wait before signing in again (0 for any other request)."""
+        if self.throttle is None or scope.get("method") != "POST" or scope.get("path", "").rstrip("/") != "/login":
+            return 0.0
+        return self.throttle.check(None, client)
 
     def _sending(self, scope, send, client, headers):
         async def wrapped(message):

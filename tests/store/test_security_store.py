@@ -13,7 +13,7 @@ import pytest
 
 from store import files, users as users_mod
 from store.audit import MAX_DETAIL_JSON, AuditLog, clean_detail, clean_text
-from store.db import Store, owner_only_umask
+from store.db import Store
 from store.signin import SignInThrottle, sign_in
 from store.users import MAX_CREDENTIAL, UserStore
 
@@ -104,13 +104,15 @@ def test_a_filesystem_that_refuses_chmod_does_not_crash(tmp_path, monkeypatch, c
     assert "Could not make" in caplog.text
 
 
-def test_owner_only_umask_returns_the_previous_one():
-    old = os.umask(0o022)
-    try:
-        assert owner_only_umask() == 0o022
-        assert os.umask(0o022) == 0o077
-    finally:
-        os.umask(old)
+def test_every_command_line_runs_with_an_owner_only_umask():
+    """load_settings (where every entry point starts) sets umask 077 for the process."""
+    import subprocess
+    import sys
+
+    from apprunner import ROOT
+    code = "import os, config; os.umask(0o022); config.load_settings([]); print(oct(os.umask(0)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "0o77", done.stderr
 
 
 # --- 2. sign-in: one KDF per attempt, throttling ------------------------------------------------
