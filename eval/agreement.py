@@ -205,15 +205,15 @@ def load_ratings(store, rubric: Rubric, study: str | None = None,
     An unknown study or run is an error rather than an empty table: it is most likely a typo.
     """
     from store.ratings import RatingStore  # the statistics above need no database
+    from store.sessions import SessionStore
 
     ratings = RatingStore(store)
     rows = ratings.list(rubric_id=rubric.id)
     if study is not None:
         # filtered here rather than in SQL: a large study would exceed SQLite's bound-variable limit
-        sessions = {row[0] for row in store.db.execute("SELECT id FROM sessions WHERE study = ?", [study])}
+        sessions = {s["id"] for s in SessionStore(store).in_study(study)}
         if not sessions:
-            known = sorted(row[0] for row in store.db.execute(
-                "SELECT DISTINCT study FROM sessions WHERE study IS NOT NULL"))
+            known = SessionStore(store).facets()["study"]
             raise AgreementError(f"no sessions in study {study!r}; studies: {', '.join(known) or 'none'}")
         rows = [r for r in rows if r["session_id"] in sessions]
     if judge_run_id is not None:

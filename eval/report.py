@@ -42,8 +42,7 @@ def study_scores(services, config) -> tuple[list[dict], list[dict]]:
     from eval.rubrics import load_user_rubric
     from store.ratings import RatingStore
     ratings = RatingStore(services.store)
-    sessions = {s["id"]: s for s in services.store.db["sessions"].rows_where(
-        "study = ? AND simulated = 1 AND status = 'ended'", [config.name])}
+    sessions = {s["id"]: s for s in services.sessions.in_study(config.name, simulated=True, status="ended")}
     labels = config.labels()
     rubrics = {r: load_user_rubric(r, services.settings.data_dir) for r in config.rubrics}
     rows: dict[tuple[str, str], dict] = {}
@@ -127,8 +126,7 @@ def item_heatmap(services, config, rater: str, rubric, path: Path) -> Path | Non
             and r["rubric_id"] == rubric.id]
     if not runs:
         return None
-    model_of = {s["id"]: s["therapist_model"] for s in services.store.db["sessions"].rows_where(
-        "study = ?", [config.name])}
+    model_of = {s["id"]: s["therapist_model"] for s in services.sessions.in_study(config.name)}
     labels, order = config.labels(), [v.label or v.id for v in config.variant_list()]
     sums: dict[tuple[str, str], list[float]] = {}
     for r in ratings.list(rubric.id, judge_run_id=runs[0]["id"]):
@@ -192,7 +190,7 @@ def write_report(services, config, log: Callable[[str], None] = print) -> Path:
 
 
 def _markdown(services, config, rows, dropped, sections, plots, rubrics) -> str:
-    sessions = list(services.store.db["sessions"].rows_where("study = ? AND simulated = 1", [config.name]))
+    sessions = services.sessions.in_study(config.name, simulated=True)
     status = {}
     for s in sessions:
         status[s["status"]] = status.get(s["status"], 0) + 1

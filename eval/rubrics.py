@@ -38,9 +38,11 @@ from typing import Any
 
 import yaml
 
+from vocabulary import MODALITY_OR_ANY
+
 RUBRICS_DIR = Path(__file__).resolve().parent / "rubrics"
 METHODS = ("sum", "weighted_sum", "mean")
-MODALITIES = ("cbt", "act", "any")
+MODALITIES = MODALITY_OR_ANY
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Keys score() always returns: a threshold with one of these ids would overwrite them.
 _RESULT_KEYS = {"rubric", "version", "complete", "items", "subscales", "totals", "total", "problems"}

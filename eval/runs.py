@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from eval.judge import JudgeResult, judge_transcript
 from eval.rubrics import Rubric
 from store.ratings import RatingStore
+from store.sessions import SessionStore
 
 ACTOR = "judge"
 _IDS = re.compile(r"^[0-9A-Za-z]{1,64}(,[0-9A-Za-z]{1,64})*$")
@@ -46,23 +47,19 @@ class JudgeRunSpec:
 def select_sessions(store, selection: str) -> list[str]:
     """Session ids for a selection, oldest first; raises RunError for a malformed or empty one."""
     selection = (selection or "").strip()
-    db = store.db
+    sessions = SessionStore(store)
     if selection == "all":
-        rows = db.execute("SELECT id FROM sessions WHERE status = 'ended' ORDER BY id").fetchall()
-    elif selection.startswith("study:") and selection[6:].strip():
-        rows = db.execute("SELECT id FROM sessions WHERE status = 'ended' AND study = ? ORDER BY id",
-                          [selection[6:].strip()]).fetchall()
-    elif _IDS.match(selection.replace(" ", "")):
+        return sessions.ended_ids()
+    if selection.startswith("study:") and selection[6:].strip():
+        return sessions.ended_ids(selection[6:].strip())
+    if _IDS.match(selection.replace(" ", "")):
         ids = selection.replace(" ", "").split(",")
-        found = {r[0]: r[1] for r in db.execute(
-            f"SELECT id, status FROM sessions WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()}
+        found = sessions.statuses(ids)
         missing = [i for i in ids if i not in found]
         if missing:
             raise RunError("unknown session(s): " + ", ".join(missing))
-        rows = [(i,) for i in dict.fromkeys(ids) if found[i] != "abandoned"]
-    else:
-        raise RunError(f"--sessions {selection!r}: use all, study:NAME or session ids separated by commas")
-    return [r[0] for r in rows]
+        return [i for i in dict.fromkeys(ids) if found[i] != "abandoned"]
+    raise RunError(f"--sessions {selection!r}: use all, study:NAME or session ids separated by commas")
 
 
 def judge_turns(sessions, session_id: str) -> list[dict]:
@@ -161,9 +158,8 @@ def _is_cancel(exc: BaseException) -> bool:
 def settle_runs(store) -> int:
     """Runs still marked running whose job has ended (killed, crashed, cancelled before the run
     could say so) get the job's outcome; returns how many were settled."""
-    rows = store.db.execute("""SELECT r.id, j.status FROM judge_runs r JOIN jobs j ON j.id = r.job_id
-                               WHERE r.status = 'running' AND j.status IN ('done', 'failed', 'cancelled')""").fetchall()
     ratings = RatingStore(store)
+    rows = ratings.running_with_ended_job()
     for run_id, job_status in rows:
         ratings.update_run(run_id, status="cancelled" if job_status == "cancelled" else "failed",
                            error=None if job_status == "cancelled" else "the judge process ended without finishing")

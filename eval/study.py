@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from vocabulary import SESSION_MODALITIES
+
 STUDIES_DIR = Path(__file__).resolve().parent / "studies"
 STAGES = ("simulate", "judge", "analyse")
 
@@ -83,7 +85,7 @@ def load_study(name_or_path: str, overrides: list[str] | None = None) -> StudyCo
 
 def check_study(config: StudyConfig) -> None:
     problems = []
-    if config.modality not in ("act", "cbt"):
+    if config.modality not in SESSION_MODALITIES:
         problems.append("modality must be act or cbt")
     variants = config.variant_list()
     if len(variants) < 2:

@@ -56,8 +56,10 @@ from pathlib import Path
 from store.audit import AuditLog
 from store.db import Store
 from store.ids import new_id, utc_now
+from store.sessions import SessionStore
+from vocabulary import SESSION_MODALITIES
 
-MODALITIES = ("act", "cbt")
+MODALITIES = SESSION_MODALITIES
 SUFFIXES = (".txt", ".md")
 ROLE_OF = {"patient": "patient", "client": "patient",
            "therapist": "therapist", "counselor": "therapist", "counsellor": "therapist"}
@@ -328,12 +330,10 @@ def import_transcripts(store: Store, audit: AuditLog, path: str | Path, study: s
             key = f"import:{t.sha256}"
             # Checked inside the transaction (which holds the write lock), so a second file
             # with the same bytes in this batch, or a concurrent import, is skipped too.
-            if db.execute("SELECT 1 FROM sessions WHERE study = ? AND sim_key = ?", [study, key]).fetchone():
+            session = _session_row(t, study, variant, modality)
+            if not SessionStore.insert_new(db, session, _turn_rows(session, t)):
                 summary.skipped.append(t.name)
                 continue
-            session = _session_row(t, study, variant, modality)
-            db["sessions"].insert(session)
-            db["turns"].insert_all(_turn_rows(session, t))
             summary.imported.append((t.name, session["id"], len(t.turns)))
         # Nested in the same transaction: the audit row exists exactly when the import does.
         audit.record(actor, "transcripts.import", None, study=study, variant=variant,

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from config import Settings
+from vocabulary import BACKENDS, MODALITY_OR_ANY
 
-BACKENDS = ("llama_cpp", "hf", "openai", "fake")
-MODALITIES = ("cbt", "act", "any")
+MODALITIES = MODALITY_OR_ANY
 REASONING = ("none", "think")
 SHIPPED_ADAPTERS = Path(__file__).resolve().parent / "adapters"
 EMBEDDED = "embedded"

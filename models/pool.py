@@ -13,8 +13,8 @@ from typing import Callable
 from config import Settings
 from models.base import ChatBackend
 from models.catalog import Catalog, CatalogEntry
+from vocabulary import LOCAL_BACKENDS
 
-LOCAL_BACKENDS = ("llama_cpp", "hf")
 
 
 class ModelPool:

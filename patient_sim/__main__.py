@@ -20,6 +20,7 @@ from patient_sim.sampler import sample_personas
 from store import cli
 from store.cli import Command, Context
 from store.personas import PersonaStoreError
+from vocabulary import SESSION_MODALITIES
 
 
 # --- import-personas -------------------------------------------------------------------------
@@ -48,7 +49,7 @@ def _register_personas(sub, name: str) -> argparse.ArgumentParser:
                             description="Without --sample: the shipped library plus every stored persona. "
                                         "With --sample N: N personas drawn from the CBT study's characteristics "
                                         "(ACT ones also get an archetype); the same --seed gives the same people.")
-    parser.add_argument("--modality", choices=("act", "cbt"), help="only this modality (sampling: default cbt)")
+    parser.add_argument("--modality", choices=SESSION_MODALITIES, help="only this modality (sampling: default cbt)")
     parser.add_argument("--sample", type=int, metavar="N", help="print N sampled personas instead of the list")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     parser.add_argument("--save", action="store_true", help="with --sample: also store the sampled personas")

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from patient_sim.simulate import ACTOR, SimSpec, patient_turns, run_session
+from vocabulary import SESSION_MODALITIES, session_modality
 
 
 @dataclass
@@ -37,7 +38,7 @@ def plan(personas, therapists: list[str], patient_model: str, turns: int, repeat
     """The paired design: every persona meets every therapist variant, ``repeats`` times."""
     specs = []
     for persona in personas:
-        mode = modality or (persona.modality if persona.modality in ("cbt", "act") else "act")
+        mode = modality or session_modality(persona.modality)
         for repeat in range(repeats):
             for therapist in therapists:
                 specs.append(SimSpec(persona, therapist, patient_model, turns, mode, study, repeat,
@@ -47,9 +48,7 @@ def plan(personas, therapists: list[str], patient_model: str, turns: int, repeat
 
 def existing(services, spec: SimSpec, course_index: int) -> tuple[dict | None, list[dict]]:
     """(the finished session of this combination or None, unfinished ones to set aside)."""
-    rows = list(services.store.db["sessions"].rows_where(
-        "sim_key = ? AND study IS ? AND status != 'abandoned'", [spec.key(course_index), spec.study],
-        order_by="id"))
+    rows = services.sessions.with_sim_key(spec.key(course_index), spec.study)
     done = [r for r in rows if r["status"] == "ended" and patient_turns(services, r["id"]) >= spec.turns]
     return (done[0] if done else None), [r for r in rows if not done or r["id"] != done[0]["id"]]
 
@@ -136,7 +135,7 @@ def add_simulate_parser(sub, name: str = "simulate"):
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--study", default=None, help="a name that groups the sessions (and keys the resume)")
-    p.add_argument("--modality", choices=("act", "cbt"), default=None,
+    p.add_argument("--modality", choices=SESSION_MODALITIES, default=None,
                    help="session modality (default: ACT for all / sample:N, each persona's own for ids)")
     p.add_argument("--course-sessions", type=int, default=1, help="CBT: consecutive sessions per course")
     p.add_argument("--seed", type=int, default=0, help="seed for sample:N")

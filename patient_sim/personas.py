@@ -21,9 +21,11 @@ from typing import Any
 
 import yaml
 
+from vocabulary import MODALITY_OR_ANY
+
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 
-MODALITIES = ("act", "cbt", "any")
+MODALITIES = MODALITY_OR_ANY
 SOURCES = ("library", "sampled", "imported", "teacher")
 PSYCH_LEVELS = ("low", "moderate", "high")
 SEVERITIES = ("mild", "moderate", "severe")

@@ -20,6 +20,7 @@ import zlib
 
 from models.base import GenParams
 from patient_sim.personas import ARCHETYPES, STYLES, Persona, PersonaError, with_hash
+from vocabulary import SESSION_MODALITIES
 
 # --- the characteristics (every value a phrase that reads inside the summary) ----------------
 
@@ -136,7 +137,7 @@ IMPACT_LINES = {
 
 def sample_personas(n: int, seed: int, modality: str = "cbt") -> list[Persona]:
     """``n`` distinct sampled personas; the same (n, seed, modality) always gives the same list."""
-    if modality not in ("cbt", "act"):
+    if modality not in SESSION_MODALITIES:
         raise PersonaError(f"modality must be 'cbt' or 'act', not {modality!r}")
     if n < 0:
         raise PersonaError("n must not be negative")

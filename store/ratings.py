@@ -149,6 +149,12 @@ class RatingStore:
         with self.store.write() as db:
             db["judge_runs"].update(run_id, row)
 
+    def running_with_ended_job(self) -> list[tuple[str, str]]:
+        """(run id, job status) of runs still marked running whose job has ended."""
+        return [tuple(r) for r in self.store.db.execute(
+            """SELECT r.id, j.status FROM judge_runs r JOIN jobs j ON j.id = r.job_id
+               WHERE r.status = 'running' AND j.status IN ('done', 'failed', 'cancelled')""").fetchall()]
+
     def rated_in_run(self, run_id: str) -> set[str]:
         return {r[0] for r in self.store.db.execute(
             "SELECT session_id FROM ratings WHERE judge_run_id = ?", [run_id]).fetchall()}

@@ -14,10 +14,9 @@ from sqlite_utils.db import NotFoundError
 
 from store.db import Store
 from store.ids import new_id, utc_now
+from vocabulary import SESSION_STATUSES
 
 TURN_ROLES = ("patient", "therapist", "system")
-# abandoned: a simulated session interrupted mid-run and set aside when its batch resumed
-SESSION_STATUSES = ("active", "hold", "ended", "abandoned")
 
 
 class SessionNotFound(KeyError):
@@ -122,6 +121,48 @@ class SessionStore:
     def course(self, course_id: str) -> list[dict]:
         return list(self.store.db["sessions"].rows_where(
             "course_id = ?", [course_id], order_by="course_index"))
+
+    def in_study(self, study: str, *, simulated: bool | None = None, status: str | None = None) -> list[dict]:
+        """A study's sessions, oldest first; ``simulated`` and ``status`` narrow them."""
+        clauses, args = ["study = ?"], [study]
+        if simulated is not None:
+            clauses.append("simulated = ?")
+            args.append(int(simulated))
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(status)
+        return list(self.store.db["sessions"].rows_where(" AND ".join(clauses), args, order_by="id"))
+
+    def ended_ids(self, study: str | None = None) -> list[str]:
+        """Ids of ended sessions, oldest first, of one study or of all."""
+        where, args = ("status = 'ended'", []) if study is None else ("status = 'ended' AND study = ?", [study])
+        return [r[0] for r in self.store.db.execute(f"SELECT id FROM sessions WHERE {where} ORDER BY id", args)]
+
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        """{id: status} for those of ``ids`` that exist (unknown ids are left out)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):  # SQLite's bound-variable limit
+            chunk = ids[start:start + 500]
+            found.update(self.store.db.execute(
+                f"SELECT id, status FROM sessions WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        return found
+
+    def with_sim_key(self, sim_key: str, study: str | None) -> list[dict]:
+        """The sessions a simulation or import key made (abandoned ones left out), oldest first."""
+        return list(self.store.db["sessions"].rows_where(
+            "sim_key = ? AND study IS ? AND status != 'abandoned'", [sim_key, study], order_by="id"))
+
+    @staticmethod
+    def insert_new(db, session: dict, turns: list[dict]) -> bool:
+        """Inside an open ``store.write()`` transaction ``db``: inserts the session and its turns
+        unless the study already holds a session with its ``sim_key``; True when inserted. The
+        check runs under the transaction's write lock, so a concurrent insert is seen."""
+        if db.execute("SELECT 1 FROM sessions WHERE study IS ? AND sim_key = ?",
+                      [session.get("study"), session["sim_key"]]).fetchone():
+            return False
+        db["sessions"].insert(session)
+        db["turns"].insert_all(turns)
+        return True
 
     def search(self, query: str, limit: int = 50) -> list[dict]:
         """Full-text search over turn content and reasoning.

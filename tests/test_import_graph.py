@@ -12,7 +12,7 @@ from pathlib import Path
 
 from apprunner import ROOT
 
-MODULES = ("app", "config", "services", "processes")
+MODULES = ("app", "config", "services", "processes", "vocabulary")
 
 
 def _sources() -> dict[str, Path]:

@@ -33,6 +33,7 @@ from therapist.consent import consent_text
 from therapist.escalation import SAFETY_NOTE, Escalation, redacted_draft_reply, safe_reply
 from therapist.reasoning import StreamSplitter, strip_reasoning
 from therapist.review import ReviewActions, TurnRejected, clean_text
+from vocabulary import SESSION_MODALITIES
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 MIN_ANSWER_TOKENS = 4
@@ -168,7 +169,7 @@ class SessionEngine(ReviewActions):
     def start(self, modality: str, model_id: str, user_id: str | None = None,
               continue_from: str | None = None, actor: str | None = None, **extra) -> dict:
         """Open a session; ``continue_from`` makes it the next session of that CBT course."""
-        if modality not in ("cbt", "act"):
+        if modality not in SESSION_MODALITIES:
             raise TurnRejected("Choose CBT or ACT.")
         if not extra.get("simulated") and self.needs_consent(user_id):
             raise ConsentRequired("Please read and accept the consent information before your first session.")

@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from vocabulary import SESSION_MODALITIES
+
 SEED_DIR = Path(__file__).resolve().parent / "data" / "seed"
-MODALITIES = ("cbt", "act")
+MODALITIES = SESSION_MODALITIES
 PHASES = ("assessment", "initial", "middle", "termination")
 
 

@@ -13,8 +13,9 @@ from store.sessions import SessionNotFound
 from therapist.session import TurnRejected
 from ui.access import EVERYONE, Access
 from ui.chat_view import reasoning_message, render_turns
+from vocabulary import Modality
 
-MODALITIES = [("CBT (depression course)", "cbt"), ("ACT (single session)", "act")]
+MODALITIES = [("CBT (depression course)", Modality.CBT.value), ("ACT (single session)", Modality.ACT.value)]
 REVIEWING = "Your therapist is reviewing your message. The reply will appear here shortly."
 
 

@@ -15,6 +15,7 @@ import gradio as gr
 from services import Services
 from ui.access import SUPERVISORS, Access
 from ui.chat_view import reasoning_message, render_turns
+from vocabulary import session_modality
 
 @dataclass
 class WatchRun:
@@ -61,8 +62,7 @@ class WatchHandlers:
         if key in self.runs and not self.runs[key].finished.is_set():
             yield gr.update(), "A session is already running here: stop it first."
             return
-        modality = entry.modality if entry.modality in ("cbt", "act") else \
-            (persona.modality if persona.modality in ("cbt", "act") else "act")
+        modality = session_modality(entry.modality, session_modality(persona.modality))
         run = self.runs[key] = WatchRun(RunControl())
         spec = SimSpec(persona, therapist, patient_model, int(turns), modality, study="watch")
         threading.Thread(target=self._work, args=(run, spec), name=f"watch-{key}", daemon=True).start()
