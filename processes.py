@@ -1,5 +1,5 @@
 """What identifies a running process beyond its pid, which the system reuses: the start time
-``/proc/<pid>/stat`` gives and the boot id. The job runner (store/jobs.py) trusts a job's pid only
+``/proc/<pid>/stat`` gives and the boot id. The job runner (jobs/runner.py) trusts a job's pid only
 with them, and the CPU share (models/cpu_share.py) ignores a marker whose pid now belongs to
 another process. Without /proc (macOS) only the pid's existence is checked.
 """

@@ -14,7 +14,7 @@ from store.audit import AuditLog
 from store.consents import ConsentStore
 from store.db import Store
 from store.flags import FlagStore
-from store.jobs import JobRunner
+from jobs.runner import JobRunner
 from store.sessions import SessionStore
 from store.supervision import DraftStore, NoteStore
 from store.users import UserStore

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import sys
 
-from store import cli
-from store.cli import Command, Context
+from jobs import cli
+from jobs.cli import Command, Context
 
 
 def _extra_dirs(ctx: Context) -> list:
@@ -69,7 +69,7 @@ def _run_judge(args, ctx: Context) -> int:
     from eval.rubrics import load_rubric
     from eval.runs import JudgeRunSpec, run_judge, run_line
     from services import build_services
-    from store.jobs import JobReporter
+    from jobs.reporter import JobReporter
     if not 1 <= args.concurrency <= 32 or not 0 <= args.max_retries <= 10:
         raise ValueError("--concurrency must be 1-32 and --max-retries 0-10")
     rubric = load_rubric(args.rubric, _extra_dirs(ctx))
@@ -167,7 +167,7 @@ def _register_study(sub, name: str):
 def _run_study(args, ctx: Context) -> int:
     from eval.study import load_study, run_study
     from services import build_services  # an entry point: the one place Services is built
-    from store.jobs import JobReporter
+    from jobs.reporter import JobReporter
     config = load_study(args.config, args.overrides)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     services = build_services(ctx.settings)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 from eval.judge import JudgeResult, judge_transcript
 from eval.rubrics import Rubric
+from jobs.reporter import JobCancelled
 from store.ratings import RatingStore
 from store.sessions import SessionStore
 
@@ -107,7 +108,7 @@ def run_judge(services, spec: JudgeRunSpec, rubric: Rubric, created_by: str = "c
     status, pool = "done", None
     try:  # from here on, however the work ends, the run's row says so
         backend = services.pool.get(spec.judge_model)
-        n_ctx = getattr(getattr(backend, "host", None), "n_ctx", None) or services.settings.n_ctx
+        n_ctx = backend.capabilities.context_tokens or services.settings.n_ctx
 
         def judge_one(session_id: str) -> str:
             if stop.is_set():
@@ -152,7 +153,7 @@ def _report(ratings: RatingStore, run_id: str, reporter, done: int, total: int) 
 
 
 def _is_cancel(exc: BaseException) -> bool:
-    return type(exc).__name__ in ("JobCancelled", "KeyboardInterrupt")
+    return isinstance(exc, (JobCancelled, KeyboardInterrupt))
 
 
 def settle_runs(store) -> int:

@@ -94,19 +94,30 @@ class TextStream(Iterator[str]):
         return "".join(self)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do besides streaming text, declared by each backend class, so callers
+    read it instead of probing for attributes."""
+    prefix: bool = False               # continues a trailing assistant "prefix" message (opens <think>)
+    json_schema: bool = False          # enforces GenParams.json_schema (a grammar, response_format)
+    token_count: bool = False          # count_tokens(text) is the model's own count
+    context_tokens: int | None = None  # the context the model was loaded with, where known
+
+
 class ChatBackend(Protocol):
     """One loaded model. ``messages`` are ``{"role", "content"}`` dicts.
 
     A final ``{"role": "assistant", "content": ..., "prefix": True}`` message asks the
-    backend to continue that text (used to open a ``<think>`` block); the prefix itself is
-    not repeated in the stream.
+    backend to continue that text (used to open a ``<think>`` block) when
+    ``capabilities.prefix``; the prefix itself is not repeated in the stream.
 
-    Optional: ``count_tokens(text) -> int``, the model's own token count for message text. The
-    session engine uses it to decide which old turns to drop; without it, it estimates from
-    the number of characters.
+    ``count_tokens(text) -> int`` (when ``capabilities.token_count``) is the model's own token
+    count for message text. The session engine uses it to decide which old turns to drop; without
+    it, it estimates from the number of characters.
     """
 
     id: str
+    capabilities: Capabilities
 
     def stream(self, messages: list[dict], params: GenParams) -> TextStream: ...
 

@@ -9,12 +9,11 @@ import re
 from collections import deque
 from typing import Callable, Iterator
 
-from models.base import BackendError, GenParams, TextStream, Usage, split_prefix
+from models.base import BackendError, Capabilities, GenParams, TextStream, Usage, split_prefix
 
 
 class FakeBackend:
-    supports_prefix = True
-    supports_json_schema = True
+    capabilities = Capabilities(prefix=True, json_schema=True)
 
     def __init__(self, id: str = "fake", replies: list[str] | Callable[[list[dict]], str] | None = None,
                  fail_after: int | None = None):

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from models.base import (
     BackendError,
     BackendUnavailableError,
+    Capabilities,
     GenParams,
     ModelNotFoundError,
     TextStream,
@@ -264,8 +265,8 @@ def _control_class() -> type:
 class HFBackend:
     """A ``ChatBackend`` on a shared ``HFHost``, optionally with one LoRA adapter active."""
 
-    supports_prefix = True
-    supports_json_schema = False
+    # json_schema is not enforced by transformers' generate: callers that need JSON validate it.
+    capabilities = Capabilities(prefix=True, json_schema=False)
 
     def __init__(
         self,
@@ -293,7 +294,7 @@ class HFBackend:
         return self._host
 
     def stream(self, messages: list[dict], params: GenParams) -> TextStream:
-        # params.json_schema is not enforced here (supports_json_schema is False): callers that need
+        # params.json_schema is not enforced here (capabilities.json_schema is False): callers that need
         # structured output validate and retry.
         host = self.host()
         convo, prefix = split_prefix(messages)

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
-from models.base import (BackendError, BackendUnavailableError, GenParams, ModelNotFoundError,
+from models.base import (BackendError, BackendUnavailableError, Capabilities, GenParams, ModelNotFoundError,
                          TextStream, Usage, clean_messages, split_prefix)
 from models.compute_thread import COMPUTE
 from models.cpu_share import SHARE, usable_cores
@@ -162,13 +162,13 @@ def get_host(model_path: str | Path, lora_path: str | Path | None = None, n_ctx:
 
 
 class LlamaCppBackend:
-    supports_prefix = True
-    supports_json_schema = True
 
     def __init__(self, id: str, model_path: str | Path, lora_path: str | Path | None = None,
                  n_ctx: int = 4096, n_threads: int | None = None, flash_attn: bool = False):
         self.id = id
         self.host = get_host(model_path, lora_path, n_ctx, n_threads, flash_attn)
+        self.capabilities = Capabilities(prefix=True, json_schema=True, token_count=True,
+                                         context_tokens=self.host.n_ctx)
 
     def count_tokens(self, text: str) -> int:
         return self.host.count_tokens(text)

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 from models.base import (
     BackendError,
     BackendUnavailableError,
+    Capabilities,
     GenParams,
     TextStream,
     Usage,
@@ -46,8 +47,7 @@ _MAX_CAUSE_CHARS = 300
 class OpenAIBackend:
     """Chat model served behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
 
-    supports_prefix = False
-    supports_json_schema = True
+    capabilities = Capabilities(prefix=False, json_schema=True)
 
     def __init__(
         self,

@@ -4,6 +4,9 @@ Local models (llama.cpp, transformers) live in a supervised worker process per b
 (``models/worker_client.py``), one per process and kind, shared by every pool; what the pool hands
 out for them is a proxy with the same interface. ``on_event`` hears when a worker crashes or
 restarts (the app audits it).
+
+Which class builds an entry is looked up by its backend kind in ``BUILDERS`` (``register_builder``
+adds one: the test harness scripts ``fake`` entries that way), so adding a kind touches one table.
 """
 from __future__ import annotations
 
@@ -13,8 +16,34 @@ from typing import Callable
 from config import Settings
 from models.base import ChatBackend
 from models.catalog import Catalog, CatalogEntry
-from vocabulary import LOCAL_BACKENDS
+from vocabulary import LOCAL_BACKENDS, BackendKind
 
+Builder = Callable[["ModelPool", CatalogEntry], ChatBackend]
+
+
+def _build_local(pool: "ModelPool", entry: CatalogEntry) -> ChatBackend:
+    spec = pool.local_spec(entry)
+    if not pool.settings.model_worker:
+        from models.worker import build_local_backend
+        return build_local_backend(spec)
+    from models.worker_client import WorkerBackend
+    return WorkerBackend(entry.id, pool.worker(entry.backend), spec)
+
+
+def _build_openai(pool: "ModelPool", entry: CatalogEntry) -> ChatBackend:
+    from models.openai_backend import OpenAIBackend
+    return OpenAIBackend(entry.id, entry.base_url, entry.model, api_key_env=entry.api_key_env)
+
+
+# The fake backend has no builder: its replies are a test's script, so a test registers the
+# built backend (``ModelPool.register``) or a builder of its own.
+BUILDERS: dict[str, Builder] = {**{kind: _build_local for kind in LOCAL_BACKENDS},
+                                BackendKind.OPENAI.value: _build_openai}
+
+
+def register_builder(kind: str, builder: Builder) -> None:
+    """Build every catalog entry of backend ``kind`` with ``builder(pool, entry)``."""
+    BUILDERS[kind] = builder
 
 
 class ModelPool:
@@ -81,14 +110,8 @@ class ModelPool:
                 worker.close()
 
     def _build(self, entry: CatalogEntry) -> ChatBackend:
-        if entry.backend in LOCAL_BACKENDS:
-            spec = self.local_spec(entry)
-            if not self.settings.model_worker:
-                from models.worker import build_local_backend
-                return build_local_backend(spec)
-            from models.worker_client import WorkerBackend
-            return WorkerBackend(entry.id, self.worker(entry.backend), spec)
-        if entry.backend == "openai":
-            from models.openai_backend import OpenAIBackend
-            return OpenAIBackend(entry.id, entry.base_url, entry.model, api_key_env=entry.api_key_env)
-        raise ValueError(f"model {entry.id!r}: the fake backend must be registered explicitly")
+        builder = BUILDERS.get(entry.backend)
+        if builder is None:
+            raise ValueError(f"model {entry.id!r}: no builder for backend {entry.backend!r} "
+                             "(the fake backend must be registered explicitly)")
+        return builder(self, entry)

@@ -62,9 +62,7 @@ def build_local_backend(spec: dict):
 
 
 def capabilities(backend) -> dict:
-    return {"supports_prefix": bool(getattr(backend, "supports_prefix", False)),
-            "supports_json_schema": bool(getattr(backend, "supports_json_schema", False)),
-            "count_tokens": callable(getattr(backend, "count_tokens", None))}
+    return dataclasses.asdict(backend.capabilities)
 
 
 class Worker:

@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from typing import Callable, Iterator
 
 import models.base as base
-from models.base import BackendError, GenParams, ModelStopped, TextStream, Usage
+from models.base import BackendError, Capabilities, GenParams, ModelStopped, TextStream, Usage
 from models.native import REPO, describe_exit
 from models.worker import spec_key
 
@@ -383,17 +383,14 @@ class WorkerBackend:
         self.spec = spec
         self.key = spec_key(spec)
         caps = worker.open(spec)  # a missing file or package fails here, as an in-process load would
-        self.supports_prefix = caps["supports_prefix"]
-        self.supports_json_schema = caps["supports_json_schema"]
-        if caps["count_tokens"]:
-            self.count_tokens = self._count_tokens
+        self.capabilities = Capabilities(**caps)
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._counts_lock = threading.Lock()
 
     def stream(self, messages: list[dict], params: GenParams) -> TextStream:
         return self.worker.stream(self.key, messages, params)
 
-    def _count_tokens(self, text: str) -> int:
+    def count_tokens(self, text: str) -> int:
         # A session re-sends its whole history every turn: only new messages cost a round trip.
         with self._counts_lock:
             if text in self._counts:

@@ -17,8 +17,8 @@ from patient_sim.batch import add_simulate_parser, plan, resolve_personas, run_b
 from patient_sim.importer import import_profiles
 from patient_sim.personas import Persona, PersonaError, load_library, persona_store
 from patient_sim.sampler import sample_personas
-from store import cli
-from store.cli import Command, Context
+from jobs import cli
+from jobs.cli import Command, Context
 from store.personas import PersonaStoreError
 from vocabulary import SESSION_MODALITIES
 
@@ -123,7 +123,7 @@ def _print_persona(persona: Persona) -> None:
 def simulate_command(args, ctx) -> int:
     """``python -m patient_sim simulate ...``: plan, run (or resume) and summarise in one line."""
     from services import build_services  # an entry point: the one place Services is built
-    from store.jobs import JobReporter
+    from jobs.reporter import JobReporter
     settings = ctx.settings
     services = build_services(settings)
     reporter = JobReporter.from_args(getattr(args, "job_id", None), settings.data_dir, services.store)

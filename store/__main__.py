@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("disable", "enable"):
         users.add_parser(name, help=f"{name} an account").add_argument("username")
     _add_data_commands(sub)
-    from store.cli import share_global_flags
+    from jobs.cli import share_global_flags
     return share_global_flags(parser)
 
 

@@ -52,16 +52,7 @@ class _Scripted(FakeBackend):
             yield piece
 
 
-_build = _pool.ModelPool._build
-
-
-def _build_with_fakes(self, entry):
-    if entry.backend == "fake":
-        return _Scripted(entry.id, replies=_script(entry))
-    return _build(self, entry)
-
-
-_pool.ModelPool._build = _build_with_fakes
+_pool.register_builder("fake", lambda pool, entry: _Scripted(entry.id, replies=_script(entry)))
 """
 
 # The load and fault tests' script: marker-echoing therapist, plain patient (see the docstring).

@@ -112,9 +112,8 @@ class _Shown:
 
 def _token_counter(backend) -> Callable[[str], int]:
     """The backend's own token count where it has one, else a conservative character estimate."""
-    count = getattr(backend, "count_tokens", None)
-    if callable(count):
-        return count
+    if backend.capabilities.token_count:
+        return backend.count_tokens
     return lambda text: math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
@@ -378,7 +377,7 @@ class SessionEngine(ReviewActions):
         """Stream one reply; a reasoning model is made to open <think> and, if it runs past its
         budget, to close it, so there is always an answer after the reasoning. The reader sees
         only text the system-prompt leak screen (``ref``) has settled."""
-        prefill = thinks and getattr(backend, "supports_prefix", False)
+        prefill = thinks and backend.capabilities.prefix
         splitter, shown = StreamSplitter(start_in_reasoning=prefill), _Shown(ref)
         phases = []
         if prefill:

@@ -205,13 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, _) in COMMANDS.items():
         _add(sub, name, help_text)
-    from store.cli import share_global_flags
+    from jobs.cli import share_global_flags
     return share_global_flags(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from store.jobs import JobReporter
+    from jobs.reporter import JobReporter
     try:
         settings = load_settings(["--data-dir", args.data_dir] if args.data_dir else [])
         data_dir = Path(settings.data_dir)

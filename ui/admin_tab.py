@@ -1,7 +1,7 @@
 """Admin tab: launch long work as background jobs (simulation batches, LLM-judge runs, training,
 whole studies), follow every job's progress, log and cancel button, and read judge-human agreement.
 
-A job is a separate process (store/jobs.py), so it survives a page reload and an app restart;
+A job is a separate process (jobs/runner.py), so it survives a page reload and an app restart;
 this tab only reads its row, its progress file and its log.
 """
 from __future__ import annotations

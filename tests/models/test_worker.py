@@ -56,6 +56,9 @@ def test_the_worker_gives_what_the_model_gives_in_process(tmp_path):
         assert proxy.worker.pid and proxy.worker.pid != os.getpid()
         text = "I have not slept properly in weeks, and work keeps piling up."
         assert proxy.count_tokens(text) == direct.count_tokens(text) > 5
+        # the proxy declares what the model behind it can do, context included
+        assert proxy.capabilities == direct.capabilities
+        assert direct.capabilities.token_count and direct.capabilities.context_tokens == direct.host.n_ctx
         params = GenParams(max_tokens=24, **GREEDY)
         remote, here = proxy.stream(PROMPT, params), direct.stream(PROMPT, params)
         assert remote.text() == here.text() != ""

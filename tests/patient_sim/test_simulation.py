@@ -180,7 +180,7 @@ def test_guard_sends_back_a_turn_that_recites_the_persona_brief():
 def test_a_cancelled_batch_drops_its_queued_sessions_and_resumes_later(svc):
     """SIGTERM raises JobCancelled in the main thread; the queued sessions must not all run first
     (a plain ``with ThreadPoolExecutor`` waits for every one of them on the way out)."""
-    from store.jobs import JobCancelled
+    from jobs.reporter import JobCancelled
     specs = plan([stored(svc, 0), stored(svc, 1)], ["therapist"], "patient", turns=1, repeats=3, study="cancel")
 
     class CancelAtFirstProgress:

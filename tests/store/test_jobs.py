@@ -14,8 +14,9 @@ from apprunner import wait_for
 
 from store.audit import AuditLog
 from store.db import Store
-from store.jobs import (ENDED_WITHOUT_REPORT, REPO_ROOT, JobReporter, JobRunner, JobStore, NullReporter,
-                        process_alive, read_progress, run_dir)
+from jobs.reporter import JobReporter, NullReporter
+from jobs.runner import REPO_ROOT, JobRunner, read_progress
+from store.jobs import ENDED_WITHOUT_REPORT, JobStore, process_alive, run_dir
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -33,7 +34,7 @@ def runner(store, settings):
 
 
 def demo_argv(settings, steps=5, sleep=0.05, *extra) -> list[str]:
-    return ["store.demo_job", "--steps", str(steps), "--sleep", str(sleep),
+    return ["jobs.demo", "--steps", str(steps), "--sleep", str(sleep),
             "--data-dir", str(settings.data_dir), *extra]
 
 
@@ -141,8 +142,8 @@ def test_kill9_of_runner_child_is_failed(runner, settings):
 
 def test_reconcile_detects_a_reused_pid(store):
     jobs = JobStore(store)
-    healthy = jobs.create("demo", ["store.demo_job"], {}, created_by="alice")
-    reused = jobs.create("demo", ["store.demo_job"], {}, created_by="alice")
+    healthy = jobs.create("demo", ["jobs.demo"], {}, created_by="alice")
+    reused = jobs.create("demo", ["jobs.demo"], {}, created_by="alice")
     for job in (healthy, reused):  # this test process stands in for a live child
         jobs.mark_running(job["id"], os.getpid())
     config = json.loads(store.db["jobs"].get(reused["id"])["config_json"])
@@ -156,8 +157,8 @@ def test_reconcile_detects_a_reused_pid(store):
 
 def test_queued_without_pid_gets_a_grace_period(store):
     jobs = JobStore(store)
-    fresh = jobs.create("demo", ["store.demo_job"], {}, created_by="alice")
-    stale = jobs.create("demo", ["store.demo_job"], {}, created_by="alice")
+    fresh = jobs.create("demo", ["jobs.demo"], {}, created_by="alice")
+    stale = jobs.create("demo", ["jobs.demo"], {}, created_by="alice")
     with store.write() as db:
         db["jobs"].update(stale["id"], {"created_utc": "2020-01-01T00:00:00.000Z"})
     assert [j["id"] for j in jobs.list() if j["status"] == "failed"] == [stale["id"]]  # list() reconciles
@@ -166,7 +167,7 @@ def test_queued_without_pid_gets_a_grace_period(store):
 
 def test_reconcile_after_cancel_request_reads_cancelled(store):
     jobs = JobStore(store)
-    job = jobs.create("demo", ["store.demo_job"], {}, created_by="alice")
+    job = jobs.create("demo", ["jobs.demo"], {}, created_by="alice")
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     jobs.mark_running(job["id"], proc.pid)  # a pid that is already gone
@@ -177,7 +178,7 @@ def test_reconcile_after_cancel_request_reads_cancelled(store):
 
 def test_read_progress_tolerates_a_torn_last_line(store, settings):
     jobs = JobStore(store)
-    job = jobs.create("demo", ["store.demo_job"], {}, created_by="alice")
+    job = jobs.create("demo", ["jobs.demo"], {}, created_by="alice")
     reporter = JobReporter(store, job["id"], settings.data_dir)
     for i in range(1, 4):
         reporter.progress(i, 10, loss=0.5)
@@ -191,7 +192,7 @@ def test_read_progress_tolerates_a_torn_last_line(store, settings):
 
 def test_reporter_throttles_db_writes_but_keeps_the_last(store, settings):
     jobs = JobStore(store)
-    job = jobs.create("demo", ["store.demo_job"], {}, created_by="alice")
+    job = jobs.create("demo", ["jobs.demo"], {}, created_by="alice")
     reporter = JobReporter(store, job["id"], settings.data_dir, min_db_interval=3600)
     assert jobs.get(job["id"])["status"] == "running"  # started by hand: the reporter records itself
     reporter.progress(1, 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.base import clean_messages
+from models.base import Capabilities, clean_messages
 from models.catalog import CatalogEntry
 from models.fake_backend import FakeBackend
 from services import build_services
@@ -16,6 +16,7 @@ REPLY = "Tell me more about that."
 
 class DenseBackend(FakeBackend):
     """A fake whose tokenizer needs one token per character (like digits or CJK on a small model)."""
+    capabilities = Capabilities(prefix=True, json_schema=True, token_count=True)
 
     def count_tokens(self, text: str) -> int:
         return len(text)

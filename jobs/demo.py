@@ -1,6 +1,6 @@
 """A tiny background job: the example of how a CLI reports to the jobs mechanism, used by tests.
 
-    python -m store.demo_job --steps N --sleep S [--job-id ID] [--data-dir D] [--fail-at K]
+    python -m jobs.demo --steps N --sleep S [--job-id ID] [--data-dir D] [--fail-at K]
 
 It sleeps ``S`` seconds per step and reports each step; with ``--fail-at K`` it raises at step
 ``K`` so the job ends "failed" with that error. Without ``--job-id`` it just runs and prints.
@@ -13,11 +13,11 @@ import signal
 import time
 
 from config import load_settings
-from store.jobs import JobReporter
+from jobs.reporter import JobReporter
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m store.demo_job", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--sleep", type=float, default=0.1, help="seconds per step")
     parser.add_argument("--fail-at", type=int, help="raise an error at this step (1-based)")
