@@ -8,13 +8,13 @@ import threading
 from dataclasses import dataclass
 
 from config import Settings
+from jobs.runner import JobRunner
 from models.catalog import Catalog
 from models.pool import ModelPool
 from store.audit import AuditLog
 from store.consents import ConsentStore
 from store.db import Store
 from store.flags import FlagStore
-from jobs.runner import JobRunner
 from store.sessions import SessionStore
 from store.supervision import DraftStore, NoteStore
 from store.users import UserStore

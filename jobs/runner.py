@@ -83,6 +83,15 @@ class JobRunner:
         # records a job kept (a judge run, say) can be settled too; a hook's error is not fatal.
         self.on_ended: list[Callable[[str], None]] = []
 
+    def submit(self, spec, created_by: str | None) -> dict:
+        """Launch a typed job spec (``jobs/kinds.py``); the spec is kept as ``runs/<id>/spec.json``."""
+        from store.files import private_file
+        job = self.launch(spec.job_kind(), spec.argv(self.data_dir), spec.record(), created_by)
+        path = run_dir(self.data_dir, job["id"]) / "spec.json"
+        path.write_text(json.dumps({"kind": spec.job_kind(), **spec.record()}, indent=2), encoding="utf-8")
+        private_file(path)
+        return job
+
     def launch(self, kind: str, argv: list[str], config: dict, created_by: str | None) -> dict:
         """Create the row and start ``python -m <argv...> --job-id ID``; the child reports progress."""
         if not argv or not all(isinstance(a, str) for a in argv) or not _MODULE_RE.fullmatch(argv[0]):

@@ -10,6 +10,7 @@ import re
 
 import gradio as gr
 
+from jobs.kinds import JudgeJob, SimulateJob
 from services import Services
 from ui.access import Access
 
@@ -44,16 +45,9 @@ class AdminHandlers:
             problems.append("the study name may use letters, digits, _ . - only")
         if problems:
             return "**Not launched:** " + "; ".join(problems) + ".", self.jobs_table()
-        argv = ["patient_sim", "--data-dir", str(self.s.settings.data_dir), "simulate",
-                "--personas", personas.strip(), "--patient-model", patient_model, "--turns", str(int(turns)),
-                "--repeats", str(int(repeats)), "--concurrency", str(int(concurrency))]
-        for therapist in therapists:
-            argv += ["--therapist", therapist]
-        if study:
-            argv += ["--study", study]
-        job = self.s.jobs.launch("simulate", argv, {"therapists": therapists, "personas": personas,
-                                                     "turns": int(turns), "repeats": int(repeats),
-                                                     "study": study or None}, who.username)
+        spec = SimulateJob(tuple(therapists), personas.strip(), patient_model, int(turns), int(repeats),
+                           int(concurrency), study or None)
+        job = self.s.jobs.submit(spec, who.username)
         return f"Launched job `{job['id']}`.", self.jobs_table()
 
     def launch_judge(self, rubric_id, judge_model, selection, concurrency, include_reasoning, new_run,
@@ -71,12 +65,8 @@ class AdminHandlers:
             problems.append("sessions must be all, study:NAME or session ids separated by commas")
         if problems:
             return "**Not launched:** " + "; ".join(problems) + ".", self.jobs_table(), self.runs_table()
-        argv = ["eval", "--data-dir", str(self.s.settings.data_dir), "judge", "--rubric", rubric_id,
-                "--judge", judge_model, "--sessions", selection, "--concurrency", str(max(1, min(8, int(concurrency))))]
-        argv += ["--include-reasoning"] if include_reasoning else []
-        argv += ["--new-run"] if new_run else []
-        job = self.s.jobs.launch("judge", argv, {"rubric": rubric_id, "judge": judge_model, "sessions": selection,
-                                                  "include_reasoning": bool(include_reasoning)}, who.username)
+        spec = JudgeJob(rubric_id, judge_model, selection, int(concurrency), bool(include_reasoning), bool(new_run))
+        job = self.s.jobs.submit(spec, who.username)
         return f"Launched judge job `{job['id']}`.", self.jobs_table(), self.runs_table()
 
     def runs_table(self) -> list[list]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from jobs.kinds import StudyJob
 from services import Services
 from ui.access import Access
 
@@ -50,10 +51,7 @@ class StudyHandlers:
             check_models(self.s, config)
         except (StudyError, FileNotFoundError, ValueError) as exc:
             return f"**Not launched:** {exc}"
-        argv = ["eval", "--data-dir", str(self.s.settings.data_dir), "study", "--config", path,
-                "--stages", ",".join(stages), *overrides]
-        job = self.s.jobs.launch("study", argv, {"study": config.name, "stages": stages, "overrides": overrides},
-                                 who.username)
+        job = self.s.jobs.submit(StudyJob(path, tuple(stages), tuple(overrides)), who.username)
         return f"Launched study job `{job['id']}` ({config.name}: {', '.join(stages)})."
 
     def reports(self, request: gr.Request = None):

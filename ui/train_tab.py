@@ -1,17 +1,16 @@
 """Admin · Train: build a dataset and train an SFT or ORPO adapter as background jobs, with a live
 loss plot, progress and ETA; a finished adapter shows up in every model picker without a restart.
 
-The form becomes ``key=value`` overrides for ``python -m training``; they are checked here with
-the same recipe rules (unknown keys and bad values refused) before any job starts.
+The form becomes a ``TrainingJob`` (``jobs/kinds.py``), whose ``key=value`` overrides for
+``python -m training`` are checked here with the same recipe rules (unknown keys and bad values refused) before any job starts.
 """
 from __future__ import annotations
-
-import json
 
 import re
 
 import gradio as gr
 
+from jobs.kinds import TrainingJob
 from services import Services
 from ui.access import Access
 
@@ -29,24 +28,23 @@ class TrainHandlers:
         root = self.s.settings.data_dir / "datasets"
         return sorted(p.name for p in root.iterdir() if (p / "train.jsonl").is_file()) if root.is_dir() else []
 
-    def _launch(self, kind: str, argv: list[str], config_cls, overrides: list[str], who) -> str:
+    def _launch(self, spec: TrainingJob, config_cls, who) -> str:
         from training.recipes import RecipeError, load_recipe
-        try:
-            load_recipe(config_cls, None, overrides)
+        try:  # the child checks them again; refused here, no job starts for a bad value
+            load_recipe(config_cls, None, spec.overrides())
         except RecipeError as exc:
             return f"**Not launched:** {exc}"
-        job = self.s.jobs.launch(kind, argv + overrides, {"overrides": overrides}, who.username)
-        return f"Launched {kind} job `{job['id']}`."
+        job = self.s.jobs.submit(spec, who.username)
+        return f"Launched {spec.method} job `{job['id']}`."
 
     def build(self, name, kind, modality, reasoning, window, request: gr.Request = None):
         from training.build import BuildConfig
         who = self.access.require(request, ADMINS, "job.launch")
         if not _NAME.match(name or ""):
             return "**Not launched:** the dataset name may use letters, digits, _ . - only.", gr.update()
-        overrides = [f"name={name}", f"kind={kind}", f"modality={modality}", f"reasoning={bool(reasoning)}",
-                     f"window={int(window)}"]
-        argv = ["training", "--data-dir", str(self.s.settings.data_dir), "build"]
-        return self._launch("build", argv, BuildConfig, overrides, who), gr.update(choices=self.datasets())
+        spec = TrainingJob("build", {"name": name, "kind": kind, "modality": modality, "reasoning": bool(reasoning),
+                                     "window": int(window)})
+        return self._launch(spec, BuildConfig, who), gr.update(choices=self.datasets())
 
     def train(self, method, dataset, output, label, modality, reasoning, epochs, max_steps, lr, lora_r,
               lora_alpha, targets, max_length, request: gr.Request = None):
@@ -63,14 +61,11 @@ class TrainHandlers:
             problems.append("LoRA targets: module names separated by commas")
         if problems:
             return "**Not launched:** " + "; ".join(problems) + "."
-        overrides = [f"dataset={dataset}", f"output={output}", f"modality={modality}",
-                     f"reasoning={bool(reasoning)}", f"epochs={float(epochs)}", f"max_steps={int(max_steps)}",
-                     f"learning_rate={float(lr)}", f"lora_r={int(lora_r)}", f"lora_alpha={int(lora_alpha)}",
-                     f"lora_targets={targets.replace(' ', '')}", f"max_length={int(max_length)}"]
-        if label:
-            overrides.append("label=" + json.dumps(label))  # a JSON string is a YAML string, whatever it holds
-        argv = ["training", "--data-dir", str(self.s.settings.data_dir), method]
-        return self._launch(method, argv, TrainConfig, overrides, who)
+        settings = {"dataset": dataset, "output": output, "modality": modality, "reasoning": bool(reasoning),
+                    "epochs": float(epochs), "max_steps": int(max_steps), "learning_rate": float(lr),
+                    "lora_r": int(lora_r), "lora_alpha": int(lora_alpha), "lora_targets": targets.replace(" ", ""),
+                    "max_length": int(max_length), **({"label": label} if label else {})}
+        return self._launch(TrainingJob(method, settings), TrainConfig, who)
 
     def follow(self, job_id, request: gr.Request = None):
         """(loss points, progress line) for a training job: its progress.jsonl as the job reported it."""
