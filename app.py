@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from config import ConfigError, enforce_offline_env, load_settings
+from vocabulary import EventKind
 
 enforce_offline_env()
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
               "use (docs/security.md).", file=sys.stderr)
     access = Access(services)
     app = build_app(services, access)
-    services.audit.record("system", "app.start", None, host=settings.host, port=settings.port)
+    services.audit.record("system", EventKind.APP_START, None, host=settings.host, port=settings.port)
     print(f"TheraLab on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
     try:
         launch(app, settings, services, access, policy)

@@ -19,6 +19,7 @@ from store.sessions import SessionStore
 from store.supervision import DraftStore, NoteStore
 from store.users import UserStore
 from therapist.session import SessionEngine
+from vocabulary import EventKind
 
 
 @dataclass
@@ -64,7 +65,7 @@ def build_services(settings: Settings) -> Services:
 
 def audit_worker_event(audit: AuditLog, event) -> None:
     """A model worker crashed, restarted or was paused: the supervisor's record of it."""
-    audit.record("system", f"model.worker_{event.kind}", event.worker, pid=event.pid, detail=event.detail,
+    audit.record("system", EventKind(f"model.worker_{event.kind}"), event.worker, pid=event.pid, detail=event.detail,
                  in_flight=event.in_flight, **({"restart_ms": event.ms} if event.ms is not None else {}))
 
 
@@ -77,11 +78,11 @@ def preload_default(services: Services) -> threading.Thread:
                 from therapist.safety.learned import LEARNED
                 LEARNED.warm()
             except Exception as exc:  # the rules still screen every message; the flag says why
-                services.audit.record("system", "risk.learned_unavailable", None, error=str(exc)[:200])
+                services.audit.record("system", EventKind.RISK_LEARNED_UNAVAILABLE, None, error=str(exc)[:200])
         try:
             services.pool.get("default")
         except Exception as exc:  # reported on first use as well; never kills start-up
-            services.audit.record("system", "model.preload_failed", "default", error=str(exc))
+            services.audit.record("system", EventKind.MODEL_PRELOAD_FAILED, "default", error=str(exc))
     thread = threading.Thread(target=load, name="preload-default", daemon=True)
     thread.start()
     return thread

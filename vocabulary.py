@@ -1,4 +1,5 @@
-"""The project's domain words, each defined once: therapy modality, session status, backend kind.
+"""The project's domain words, each defined once: therapy modality, session status, backend kind,
+audit event kind.
 
 Members are ``StrEnum``s, so they equal the plain strings stored in SQLite, written in YAML and
 TOML, and sent by a form: ``Modality.CBT == "cbt"``. Code that checks one of these words uses the
@@ -50,3 +51,66 @@ class BackendKind(StrEnum):
 BACKENDS: tuple[str, ...] = tuple(b.value for b in BackendKind)
 # Backends that load weights into a local model worker process.
 LOCAL_BACKENDS: tuple[str, ...] = (BackendKind.LLAMA_CPP.value, BackendKind.HF.value)
+
+
+class EventKind(StrEnum):
+    """What an audit row records (the ``action`` column of ``audit_log``): ``area.what``.
+
+    ``store.audit.AuditLog.record`` refuses a kind not listed here, so a typo cannot start a new
+    kind that no filter or report knows about."""
+    ACCESS_DENIED = "access.denied"
+    ACCESS_INVALID_INPUT = "access.invalid_input"
+    APP_ERROR = "app.error"
+    APP_START = "app.start"
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOCKOUT = "auth.lockout"
+    CONSENT_GIVEN = "consent.given"
+    DATA_EXPORT = "data.export"
+    DRAFT_HELD = "draft.held"
+    DRAFT_APPROVED = "draft.approved"
+    DRAFT_EDITED = "draft.edited"
+    DRAFT_REPLACED = "draft.replaced"
+    DRAFT_DISCARDED = "draft.discarded"
+    FLAG_RESOLVE = "flag.resolve"
+    HTTP_REFUSED = "http.refused"
+    JOB_LAUNCH = "job.launch"
+    JOB_CANCEL = "job.cancel"
+    JUDGE_RUN_START = "judge.run_start"
+    JUDGE_RUN_DONE = "judge.run_done"
+    JUDGE_RUN_CANCELLED = "judge.run_cancelled"
+    MODEL_PRELOAD_FAILED = "model.preload_failed"
+    MODEL_WORKER_CRASHED = "model.worker_crashed"
+    MODEL_WORKER_PAUSED = "model.worker_paused"
+    MODEL_WORKER_RESTARTED = "model.worker_restarted"
+    MODEL_WORKER_RESTART_FAILED = "model.worker_restart_failed"
+    NOTE_ADD = "note.add"
+    RATING_SAVE = "rating.save"
+    RISK_CARRIED_OVER = "risk.carried_over"
+    RISK_CLASSIFIER_FAILED = "risk.classifier_failed"
+    RISK_FLAG = "risk.flag"
+    RISK_LEARNED_UNAVAILABLE = "risk.learned_unavailable"
+    RISK_UNSAFE_DRAFT = "risk.unsafe_draft"
+    RISK_UNSCREENED = "risk.unscreened"
+    SESSION_START = "session.start"
+    SESSION_END = "session.end"
+    SESSION_READ = "session.read"
+    SESSION_HOLD = "session.hold"
+    SESSION_RELEASE = "session.release"
+    SESSION_SUPERVISOR_REPLY = "session.supervisor_reply"
+    SIMULATION_RESTART = "simulation.restart"
+    SIMULATION_FAILED = "simulation.failed"
+    TRANSCRIPTS_IMPORT = "transcripts.import"
+    TURN_EMPTY = "turn.empty"
+    TURN_ERROR = "turn.error"
+    TURN_FEEDBACK = "turn.feedback"
+    TURN_LEAK_SCREENED = "turn.leak_screened"
+    USER_ADD = "user.add"
+    USER_SET_ROLE = "user.set_role"
+    USER_DISABLE = "user.disable"
+    USER_ENABLE = "user.enable"
+    USER_ERASED = "user.erased"
+    WATCH_START = "watch.start"
+
+
+EVENT_KINDS: tuple[str, ...] = tuple(e.value for e in EventKind)

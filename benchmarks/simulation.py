@@ -35,10 +35,10 @@ def sessions_per_hour(concurrency: int, sessions: int, turns: int, seed: int) ->
     from patient_sim.batch import plan, resolve_personas, run_batch
     with tempfile.TemporaryDirectory() as tmp:
         services = _services(tmp)
-        personas = resolve_personas(services, f"sample:{sessions}", seed, "act")
+        personas = resolve_personas(services.personas, f"sample:{sessions}", seed, "act")
         specs = plan(personas, ["default"], "default", turns, study=f"bench-c{concurrency}")
         started = time.perf_counter()
-        summary = run_batch(services, specs, concurrency, show_progress=False)
+        summary = run_batch(services.engine, specs, concurrency, show_progress=False)
         elapsed = time.perf_counter() - started
         services.store.close()
     assert summary.ran == sessions and not summary.failed, summary.line()
@@ -71,13 +71,13 @@ def exchange_times(turns: int, repeats: int, seed: int) -> tuple[list[float], li
     with tempfile.TemporaryDirectory() as tmp:
         services = _services(tmp)
         count = services.pool.get("default").count_tokens
-        for spec in plan(resolve_personas(services, f"sample:{repeats}", seed, "act"), ["default"], "default", turns):
+        for spec in plan(resolve_personas(services.personas, f"sample:{repeats}", seed, "act"), ["default"], "default", turns):
             marks = []  # session start, then the end of each exchange (the therapist's reply stored)
 
             def clock(kind, value, marks=marks):
                 if kind == "session" or (kind == "therapist" and value.kind == "done"):
                     marks.append(time.perf_counter())
-            row = run_session(services, spec, on_event=clock)
+            row = run_session(services.engine, spec, on_event=clock)
             seconds = [b - a for a, b in zip(marks, marks[1:])]
             tokens = _exchange_tokens(services.sessions.turns(row["id"]), count)
             if len(seconds) != turns or len(tokens) != turns:

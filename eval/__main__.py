@@ -81,8 +81,9 @@ def _run_judge(args, ctx: Context) -> int:
     with reporter.guard():
         created_by = services.jobs.jobs.get(args.job_id)["created_by"] if args.job_id else "cli"
         try:
-            run = run_judge(services, spec, rubric, created_by=created_by or "cli", job_id=args.job_id,
-                            reporter=reporter, show_progress=sys.stderr.isatty())
+            run = run_judge(services.store, services.pool, services.audit, spec, rubric,
+                            created_by=created_by or "cli", job_id=args.job_id, reporter=reporter,
+                            show_progress=sys.stderr.isatty())
         except (LookupError, ValueError) as exc:  # bad model or selection: nothing was rated
             reporter.fail(str(exc))
             raise

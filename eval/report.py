@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from store.db import Store
+from store.sessions import SessionStore
+
 
 def report_dir(data_dir: Path, study: str) -> Path:
     return Path(data_dir) / "studies" / re.sub(r"[^A-Za-z0-9_.-]+", "_", study)
@@ -37,14 +40,14 @@ def _score_columns(rubric, scores: dict) -> dict:
             **{f"{rubric.id}.{k}": v for k, v in result["subscales"].items()}}
 
 
-def study_scores(services, config) -> tuple[list[dict], list[dict]]:
+def study_scores(store: Store, data_dir: str | Path, config) -> tuple[list[dict], list[dict]]:
     """(rows, dropped): one row per session and rater with every score column; dropped ratings."""
     from eval.rubrics import load_user_rubric
     from store.ratings import RatingStore
-    ratings = RatingStore(services.store)
-    sessions = {s["id"]: s for s in services.sessions.in_study(config.name, simulated=True, status="ended")}
+    ratings = RatingStore(store)
+    sessions = {s["id"]: s for s in SessionStore(store).in_study(config.name, simulated=True, status="ended")}
     labels = config.labels()
-    rubrics = {r: load_user_rubric(r, services.settings.data_dir) for r in config.rubrics}
+    rubrics = {r: load_user_rubric(r, data_dir) for r in config.rubrics}
     rows: dict[tuple[str, str], dict] = {}
     dropped = []
 
@@ -115,18 +118,18 @@ def box_plot(rows: list[dict], score: str, order: list[str], path: Path, title: 
     return path
 
 
-def item_heatmap(services, config, rater: str, rubric, path: Path) -> Path | None:
+def item_heatmap(store: Store, config, rater: str, rubric, path: Path) -> Path | None:
     """Mean score of every rubric item per variant (rows: items, columns: variants)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from store.ratings import RatingStore
-    ratings = RatingStore(services.store)
+    ratings = RatingStore(store)
     runs = [r for r in _latest_runs(ratings, config) if f"judge:{r['judge_model']}" == rater
             and r["rubric_id"] == rubric.id]
     if not runs:
         return None
-    model_of = {s["id"]: s["therapist_model"] for s in services.sessions.in_study(config.name)}
+    model_of = {s["id"]: s["therapist_model"] for s in SessionStore(store).in_study(config.name)}
     labels, order = config.labels(), [v.label or v.id for v in config.variant_list()]
     sums: dict[tuple[str, str], list[float]] = {}
     for r in ratings.list(rubric.id, judge_run_id=runs[0]["id"]):
@@ -150,16 +153,16 @@ def item_heatmap(services, config, rater: str, rubric, path: Path) -> Path | Non
     return path
 
 
-def write_report(services, config, log: Callable[[str], None] = print) -> Path:
+def write_report(store: Store, data_dir: str | Path, config, log: Callable[[str], None] = print) -> Path:
     """Analyse the study's scores and write the report folder; return its report.md."""
     from eval import stats, stats_tables
     from eval.rubrics import load_user_rubric
-    folder = report_dir(services.settings.data_dir, config.name)
+    folder = report_dir(data_dir, config.name)
     folder.mkdir(parents=True, exist_ok=True)
-    rows, dropped = study_scores(services, config)
+    rows, dropped = study_scores(store, data_dir, config)
     write_csv(folder / "scores.csv", rows or [{"session": ""}])
     order = [v.label or v.id for v in config.variant_list()]
-    rubrics = {r: load_user_rubric(r, services.settings.data_dir) for r in config.rubrics}
+    rubrics = {r: load_user_rubric(r, data_dir) for r in config.rubrics}
     sections, descriptives, tests, plots = [], [], [], []
     for rater in sorted({r["rater"] for r in rows}):
         mine = [r for r in rows if r["rater"] == rater]
@@ -177,20 +180,20 @@ def write_report(services, config, log: Callable[[str], None] = print) -> Path:
             if any(r.get(primary) is not None for r in mine):
                 plots.append(box_plot(mine, primary, order, folder / f"box_{safe}_{rubric.id}.png",
                                       f"{rubric.name}: {rubric.primary} by variant ({rater})"))
-            heat = item_heatmap(services, config, rater, rubric, folder / f"items_{safe}_{rubric.id}.png")
+            heat = item_heatmap(store, config, rater, rubric, folder / f"items_{safe}_{rubric.id}.png")
             if heat:
                 plots.append(heat)
     write_csv(folder / "descriptives.csv", descriptives or [{"rater": ""}])
     write_csv(folder / "tests.csv", tests or [{"rater": ""}])
     write_csv(folder / "dropped.csv", dropped or [{"session": ""}])
-    text = _markdown(services, config, rows, dropped, sections, plots, rubrics)
+    text = _markdown(SessionStore(store), config, rows, dropped, sections, plots, rubrics)
     (folder / "report.md").write_text(text, encoding="utf-8")
     log(f"analyse: {len(rows)} scored sessions, {len(dropped)} ratings dropped; report in {folder}")
     return folder / "report.md"
 
 
-def _markdown(services, config, rows, dropped, sections, plots, rubrics) -> str:
-    sessions = services.sessions.in_study(config.name, simulated=True)
+def _markdown(sessions_store: SessionStore, config, rows, dropped, sections, plots, rubrics) -> str:
+    sessions = sessions_store.in_study(config.name, simulated=True)
     status = {}
     for s in sessions:
         status[s["status"]] = status.get(s["status"], 0) + 1

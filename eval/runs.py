@@ -15,12 +15,19 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from eval.judge import JudgeResult, judge_transcript
 from eval.rubrics import Rubric
 from jobs.reporter import JobCancelled
+from store.audit import AuditLog
+from store.db import Store
 from store.ratings import RatingStore
 from store.sessions import SessionStore
+from vocabulary import EventKind
+
+if TYPE_CHECKING:  # annotations only
+    from models.pool import ModelPool
 
 ACTOR = "judge"
 _IDS = re.compile(r"^[0-9A-Za-z]{1,64}(,[0-9A-Za-z]{1,64})*$")
@@ -90,36 +97,38 @@ def open_run(ratings: RatingStore, spec: JudgeRunSpec, created_by: str, job_id: 
                               created_by, job_id), False
 
 
-def run_judge(services, spec: JudgeRunSpec, rubric: Rubric, created_by: str = "cli", job_id: str | None = None,
-              reporter=None, stop: threading.Event | None = None, show_progress: bool = False) -> dict:
-    """Rate every selected session the run has not rated yet; return the finished run row."""
+def run_judge(store: Store, pool: ModelPool, audit: AuditLog, spec: JudgeRunSpec, rubric: Rubric,
+              created_by: str = "cli", job_id: str | None = None, reporter=None,
+              stop: threading.Event | None = None, show_progress: bool = False) -> dict:
+    """Rate every selected session the run has not rated yet; return the finished run row. The
+    judge comes from ``pool`` (and its catalog); ratings and sessions from ``store``."""
     from tqdm import tqdm
-    services.catalog.get(spec.judge_model)  # unknown model: fails before any row is written
-    session_ids = select_sessions(services.store, spec.selection)
-    ratings = RatingStore(services.store)
+    pool.catalog.get(spec.judge_model)  # unknown model: fails before any row is written
+    session_ids = select_sessions(store, spec.selection)
+    ratings, sessions = RatingStore(store), SessionStore(store)
     run, resumed = open_run(ratings, spec, created_by, job_id)
     todo = [sid for sid in session_ids if sid not in ratings.rated_in_run(run["id"])]
     ratings.update_run(run["id"], n_total=len(session_ids))
-    services.audit.record(created_by, "judge.run_start", run["id"], rubric=rubric.id, judge=spec.judge_model,
-                          selection=spec.selection, todo=len(todo), resumed=resumed)
+    audit.record(created_by, EventKind.JUDGE_RUN_START, run["id"], rubric=rubric.id, judge=spec.judge_model,
+                 selection=spec.selection, todo=len(todo), resumed=resumed)
     stop = stop or threading.Event()
     done = len(session_ids) - len(todo)
     bar = tqdm(total=len(session_ids), initial=done, desc="judging", unit="session", disable=not show_progress)
-    status, pool = "done", None
+    status, workers = "done", None
     try:  # from here on, however the work ends, the run's row says so
-        backend = services.pool.get(spec.judge_model)
-        n_ctx = backend.capabilities.context_tokens or services.settings.n_ctx
+        backend = pool.get(spec.judge_model)
+        n_ctx = backend.capabilities.context_tokens or pool.settings.n_ctx
 
         def judge_one(session_id: str) -> str:
             if stop.is_set():
                 return "skipped"
-            result = judge_transcript(backend, rubric, judge_turns(services.sessions, session_id), n_ctx=n_ctx,
+            result = judge_transcript(backend, rubric, judge_turns(sessions, session_id), n_ctx=n_ctx,
                                       max_retries=spec.max_retries, include_reasoning=spec.include_reasoning)
             save_judgement(ratings, run, rubric, session_id, result)
             return result.status
 
-        pool = ThreadPoolExecutor(max_workers=max(1, spec.concurrency))
-        futures = [pool.submit(judge_one, sid) for sid in todo]
+        workers = ThreadPoolExecutor(max_workers=max(1, spec.concurrency))
+        futures = [workers.submit(judge_one, sid) for sid in todo]
         for future in as_completed(futures):
             if future.result() != "skipped":
                 done += 1
@@ -131,16 +140,16 @@ def run_judge(services, spec: JudgeRunSpec, rubric: Rubric, created_by: str = "c
         stop.set()
         ratings.update_run(run["id"], status="cancelled" if _is_cancel(exc) else "failed",
                            error=None if _is_cancel(exc) else f"{type(exc).__name__}: {exc}")
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)  # judgements in flight finish on their own
+        if workers is not None:
+            workers.shutdown(wait=False, cancel_futures=True)  # judgements in flight finish on their own
         raise
     finally:
         bar.close()
-    pool.shutdown()
+    workers.shutdown()
     ratings.update_run(run["id"], status=status)
     final = ratings.run(run["id"])
-    services.audit.record(created_by, "judge.run_" + status, run["id"], ok=final["n_ok"],
-                          partial=final["n_partial"], failed=final["n_failed"])
+    audit.record(created_by, EventKind(f"judge.run_{status}"), run["id"], ok=final["n_ok"],
+                 partial=final["n_partial"], failed=final["n_failed"])
     return final
 
 

@@ -19,9 +19,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from vocabulary import SESSION_MODALITIES
+
+if TYPE_CHECKING:  # annotations only
+    from models.catalog import Catalog
+    from store.personas import PersonaStore
 
 STUDIES_DIR = Path(__file__).resolve().parent / "studies"
 STAGES = ("simulate", "judge", "analyse")
@@ -100,32 +104,32 @@ def check_study(config: StudyConfig) -> None:
         raise StudyError(f"study {config.name!r}: " + "; ".join(problems))
 
 
-def check_models(services, config: StudyConfig) -> None:
+def check_models(catalog: Catalog, data_dir: str | Path, config: StudyConfig) -> None:
     """Every model and rubric exists (catalog, rubric files) before the first session runs."""
     from eval.rubrics import load_user_rubric
     missing = []
     for model_id in [v.id for v in config.variant_list()] + [config.patient_model, *config.judges]:
         try:
-            services.catalog.get(model_id)
+            catalog.get(model_id)
         except (KeyError, LookupError, ValueError):
             missing.append(model_id)
     if missing:
         raise StudyError(f"study {config.name!r}: not in the model catalog: {', '.join(sorted(set(missing)))} "
                          f"(python -m models list shows what is)")
     for rubric_id in config.rubrics:
-        load_user_rubric(rubric_id, services.settings.data_dir)
+        load_user_rubric(rubric_id, data_dir)
 
 
-def resolve_study_personas(services, config: StudyConfig) -> list:
+def resolve_study_personas(personas: PersonaStore, config: StudyConfig) -> list:
     """The standardized patients of the study (stored, so a re-run finds the same ones)."""
     from patient_sim.batch import resolve_personas
     spec = config.personas
     if isinstance(spec, list):
-        return [services.personas.get(str(pid)) for pid in spec]
+        return [personas.get(str(pid)) for pid in spec]
     spec = str(spec).strip()
     if spec == "archetypes":  # one persona per archetype, the library's first of each
         chosen: dict[str, object] = {}
-        for persona in services.personas.list(modality=config.modality):
+        for persona in personas.list(modality=config.modality):
             if persona.archetype and persona.source == "library":
                 chosen.setdefault(persona.archetype, persona)
         if not chosen:
@@ -133,20 +137,20 @@ def resolve_study_personas(services, config: StudyConfig) -> list:
         return [chosen[a] for a in sorted(chosen)]
     if spec.startswith("file:"):
         from patient_sim.importer import import_profiles
-        personas = import_profiles(Path(spec[5:]).expanduser())
-        services.personas.upsert_many(personas)
-        return personas
-    return resolve_personas(services, spec, config.seed, config.modality)
+        imported = import_profiles(Path(spec[5:]).expanduser())
+        personas.upsert_many(imported)
+        return imported
+    return resolve_personas(personas, spec, config.seed, config.modality)
 
 
 def simulate_stage(services, config: StudyConfig, reporter=None, log: Callable[[str], None] = print):
     from patient_sim.batch import plan, run_batch
-    personas = resolve_study_personas(services, config)
+    personas = resolve_study_personas(services.personas, config)
     specs = plan(personas, [v.id for v in config.variant_list()], config.patient_model, config.turns,
                  config.repeats, config.name, config.modality, config.course_sessions)
     log(f"simulate: {len(personas)} personas x {len(config.variants)} variants x {config.repeats} repeats "
         f"= {len(specs)} sessions of {config.turns} exchanges")
-    summary = run_batch(services, specs, config.concurrency, reporter=reporter)
+    summary = run_batch(services.engine, specs, config.concurrency, reporter=reporter)
     log(f"simulate: {summary.line()}")
     return summary
 
@@ -160,7 +164,8 @@ def judge_stage(services, config: StudyConfig, reporter=None, log: Callable[[str
             rubric = load_user_rubric(rubric_id, services.settings.data_dir)
             spec = JudgeRunSpec(rubric.id, judge, f"study:{config.name}", config.concurrency,
                                 config.include_reasoning)
-            run = run_judge(services, spec, rubric, created_by="study", reporter=reporter, show_progress=True)
+            run = run_judge(services.store, services.pool, services.audit, spec, rubric, created_by="study",
+                            reporter=reporter, show_progress=True)
             log(f"judge: {run_line(run)}")
             runs.append(run)
     return runs
@@ -185,7 +190,7 @@ def run_study(services, config: StudyConfig, stages: tuple[str, ...] = STAGES, r
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise StudyError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
-    check_models(services, config)
+    check_models(services.catalog, services.settings.data_dir, config)
     out: dict = {"study": config.name}
     for number, stage in enumerate(stages, 1):
         staged = _StageReporter(reporter, f"{number}/{len(stages)} {stage}") if reporter is not None else None
@@ -198,7 +203,7 @@ def run_study(services, config: StudyConfig, stages: tuple[str, ...] = STAGES, r
             out["judge"] = [r["id"] for r in judge_stage(services, config, staged, log)]
         else:
             from eval.report import write_report
-            out["report"] = str(write_report(services, config, log=log))
+            out["report"] = str(write_report(services.store, services.settings.data_dir, config, log=log))
     return out
 
 

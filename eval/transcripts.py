@@ -57,7 +57,7 @@ from store.audit import AuditLog
 from store.db import Store
 from store.ids import new_id, utc_now
 from store.sessions import SessionStore
-from vocabulary import SESSION_MODALITIES
+from vocabulary import EventKind, SESSION_MODALITIES
 
 MODALITIES = SESSION_MODALITIES
 SUFFIXES = (".txt", ".md")
@@ -327,7 +327,6 @@ def import_transcripts(store: Store, audit: AuditLog, path: str | Path, study: s
     summary = ImportSummary(bad=bad)
     with store.write() as db:
         for t in transcripts:
-            key = f"import:{t.sha256}"
             # Checked inside the transaction (which holds the write lock), so a second file
             # with the same bytes in this batch, or a concurrent import, is skipped too.
             session = _session_row(t, study, variant, modality)
@@ -336,7 +335,7 @@ def import_transcripts(store: Store, audit: AuditLog, path: str | Path, study: s
                 continue
             summary.imported.append((t.name, session["id"], len(t.turns)))
         # Nested in the same transaction: the audit row exists exactly when the import does.
-        audit.record(actor, "transcripts.import", None, study=study, variant=variant,
+        audit.record(actor, EventKind.TRANSCRIPTS_IMPORT, None, study=study, variant=variant,
                      imported=len(summary.imported), skipped=len(summary.skipped), bad=len(bad))
     return summary
 

@@ -3,7 +3,8 @@
 A subcommand is a ``Command``: ``register(subparsers, name)`` adds its parser, ``run(args, ctx)``
 does the work and returns the exit code. ``main`` parses, opens the data directory's settings,
 runs the command, turns the package's expected errors into ``error: ...`` and exit code 2, and
-closes the store if a command opened it.
+closes the store if a command opened it. ``--job-spec FILE`` (how the app starts a job) is
+replaced by the command line of the spec in FILE before parsing (``jobs/kinds.py``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from functools import cached_property
 from typing import Callable, NamedTuple
 
 from config import ConfigError, Settings, load_settings
+from jobs.kinds import JOB_SPEC_FLAG, JobSpecError, expand_job_spec
 from store.db import Store, StoreError
 
 EXIT_ERROR = 2
@@ -42,6 +44,7 @@ class Command(NamedTuple):
 def build_parser(prog: str, description: str, commands: dict[str, Command]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--data-dir", help="data directory (default: THERALAB_DATA_DIR, else ./data)")
+    add_job_spec_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in commands.items():
         command.register(sub, name)
@@ -49,6 +52,17 @@ def build_parser(prog: str, description: str, commands: dict[str, Command]) -> a
 
 
 GLOBAL_FLAGS = ("--data-dir",)
+
+
+def add_job_spec_flag(parser: argparse.ArgumentParser) -> None:
+    """Listed for --help only: ``job_argv`` replaces the flag before the parser runs."""
+    parser.add_argument(JOB_SPEC_FLAG, metavar="FILE", help="run the job spec in FILE instead of a subcommand "
+                        "(what the app's job runner starts: runs/<id>/spec.json)")
+
+
+def job_argv(argv: list[str] | None, module: str) -> list[str]:
+    """The command line to parse: ``argv`` (default sys.argv), with ``--job-spec FILE`` expanded."""
+    return expand_job_spec(sys.argv[1:] if argv is None else argv, module)
 
 
 def share_global_flags(parser: argparse.ArgumentParser, flags: tuple[str, ...] = GLOBAL_FLAGS,
@@ -74,6 +88,11 @@ def share_global_flags(parser: argparse.ArgumentParser, flags: tuple[str, ...] =
 def run_main(parser: argparse.ArgumentParser, commands: dict[str, Command], argv: list[str] | None,
              expected: tuple[type[BaseException], ...] = ()) -> int:
     """Run the chosen command; ``expected`` errors (beyond config and store ones) exit 2 with a message."""
+    try:
+        argv = job_argv(argv, parser.prog.split()[-1])
+    except JobSpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     args = parser.parse_args(argv)
     ctx = None
     try:

@@ -1,10 +1,12 @@
 """One typed spec per kind of job the app launches: simulate, judge, study, dataset build, training.
 
-The Admin tabs fill a spec from their form and hand it to ``JobRunner.submit``; only ``argv``
-turns a spec into the command line of its package (``python -m patient_sim ... simulate ...``),
-so the flags and ``key=value`` overrides are spelled in one place, and a test checks that each
-package's own parser reads back every field. The runner stores the spec as JSON in the job's row
-and folder (``runs/<id>/spec.json``) beside the app's resolved settings.
+The Admin tabs fill a spec from their form and hand it to ``JobRunner.submit``. The runner writes
+the spec as JSON into the job's folder (``runs/<id>/spec.json``, beside the app's resolved
+``settings.json``) and starts ``python -m <package> --job-spec runs/<id>/spec.json``; the child
+loads that file (``load_spec``) and ``expand_job_spec`` turns it into the package's own command
+line, so the job runs exactly the spec the app submitted and its arguments are checked once, by
+the package's parser. Only ``args`` spells a spec's flags and ``key=value`` overrides, and a test
+checks that each package's parser reads back every field.
 
 The specs hold values already checked by the form (catalog ids, names matched by a pattern); a
 spec never carries a path or flag that a user typed as free text into argv, except the training
@@ -14,9 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+JOB_SPEC_FLAG = "--job-spec"
+
+
+class JobSpecError(ValueError):
+    """A spec file that is missing, is not JSON, or does not fit its kind."""
 
 
 @dataclass(frozen=True)
@@ -28,9 +37,31 @@ class JobSpec:
     def args(self) -> list[str]:
         raise NotImplementedError
 
+    def command_args(self) -> list[str]:
+        """``[command, ...]``: the package's subcommand and its arguments."""
+        return [self.command, *self.args()]
+
     def argv(self, data_dir: str | Path) -> list[str]:
-        """``[module, --data-dir, D, command, ...]``: what ``python -m`` runs (the runner adds --job-id)."""
-        return [self.module, "--data-dir", str(data_dir), self.command, *self.args()]
+        """``[module, --data-dir, D, command, ...]``: the command line the spec stands for."""
+        return [self.module, "--data-dir", str(data_dir), *self.command_args()]
+
+    def document(self) -> dict[str, Any]:
+        """What ``spec.json`` holds: the spec's class (``spec``), the row's kind and the fields."""
+        return {"spec": self.kind, "kind": self.job_kind(), **self.record()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "JobSpec":
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(record) - names)
+        if unknown:
+            raise JobSpecError(f"a {cls.kind} spec has no field(s) {', '.join(unknown)}")
+        values = {k: tuple(v) if typing.get_origin(hints[k]) is tuple and isinstance(v, list) else v
+                  for k, v in record.items()}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise JobSpecError(f"a {cls.kind} spec does not fit: {exc}") from None
 
     def job_kind(self) -> str:
         """The ``kind`` of the jobs row."""
@@ -110,11 +141,56 @@ class TrainingJob(JobSpec):
     def args(self) -> list[str]:
         return self.overrides()
 
-    def argv(self, data_dir: str | Path) -> list[str]:
-        return [self.module, "--data-dir", str(data_dir), self.method, *self.args()]
+    def command_args(self) -> list[str]:
+        return [self.method, *self.args()]
 
     def job_kind(self) -> str:
         return self.method
 
     def record(self) -> dict[str, Any]:
         return {"method": self.method, "settings": dict(self.settings), "overrides": self.overrides()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "TrainingJob":
+        method, settings = record.get("method"), record.get("settings", {})
+        if not isinstance(method, str) or not isinstance(settings, dict):
+            raise JobSpecError("a training spec needs a method and a settings object")
+        return cls(method, settings)  # the overrides are derived again, never read back
+
+
+SPECS: dict[str, type[JobSpec]] = {cls.kind: cls for cls in (SimulateJob, JudgeJob, StudyJob, TrainingJob)}
+
+
+def load_spec(path: str | Path) -> JobSpec:
+    """The spec a job's folder holds (``JobRunner.submit`` wrote it)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JobSpecError(f"no job spec at {path}") from None
+    except (OSError, ValueError) as exc:
+        raise JobSpecError(f"the job spec {path} does not read as JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("spec") not in SPECS:
+        raise JobSpecError(f"the job spec {path} names no known kind (one of {', '.join(SPECS)})")
+    fields = {k: v for k, v in document.items() if k not in ("spec", "kind")}
+    if document["spec"] == "training":
+        fields.pop("overrides", None)
+    return SPECS[document["spec"]].from_record(fields)
+
+
+def expand_job_spec(argv: list[str], module: str) -> list[str]:
+    """Replace ``--job-spec PATH`` by the command line of the spec in PATH; other arguments (the
+    data directory, ``--job-id``) are kept after it. Without the flag, ``argv`` is returned as is."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == JOB_SPEC_FLAG or arg.startswith(JOB_SPEC_FLAG + "="):
+            if "=" in arg:
+                path, rest = arg.split("=", 1)[1], argv[:i] + argv[i + 1:]
+            elif i + 1 < len(argv):
+                path, rest = argv[i + 1], argv[:i] + argv[i + 2:]
+            else:
+                raise JobSpecError(f"{JOB_SPEC_FLAG} needs a file")
+            spec = load_spec(path)
+            if spec.module != module:
+                raise JobSpecError(f"the job spec {path} is for python -m {spec.module}, not {module}")
+            return [*spec.command_args(), *rest]
+    return argv

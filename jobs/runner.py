@@ -1,7 +1,8 @@
 """Starts jobs as subprocesses of the app, reaps them, cancels them, and reads what they wrote.
 
-``JobRunner.launch`` creates the ``jobs`` row (``store/jobs.py``) and starts ``python -m <module>
-... --job-id ID`` in its own process group, with the app's resolved settings written into the
+``JobRunner.submit`` takes a typed spec (``jobs/kinds.py``), creates the ``jobs`` row
+(``store/jobs.py``), writes the spec to ``runs/<id>/spec.json`` and starts ``python -m <module>
+--job-spec runs/<id>/spec.json --job-id ID`` in its own process group, with the app's resolved settings written into the
 job's folder (``runs/<id>/settings.json``, owner-only) and named by ``THERALAB_SETTINGS_FILE``, so
 the child sees exactly the models, limits and resources of the app that started it. The child
 reports through ``jobs/reporter.py``.
@@ -22,6 +23,7 @@ from typing import Callable
 from processes import process_alive
 from store.db import Store, StoreError
 from store.jobs import ACTIVE, CANCEL_TIMEOUT_S, JobError, JobStore, run_dir
+from vocabulary import EventKind
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -84,16 +86,14 @@ class JobRunner:
         self.on_ended: list[Callable[[str], None]] = []
 
     def submit(self, spec, created_by: str | None) -> dict:
-        """Launch a typed job spec (``jobs/kinds.py``); the spec is kept as ``runs/<id>/spec.json``."""
-        from store.files import private_file
-        job = self.launch(spec.job_kind(), spec.argv(self.data_dir), spec.record(), created_by)
-        path = run_dir(self.data_dir, job["id"]) / "spec.json"
-        path.write_text(json.dumps({"kind": spec.job_kind(), **spec.record()}, indent=2), encoding="utf-8")
-        private_file(path)
-        return job
+        """Launch a typed job spec (``jobs/kinds.py``): it is written to ``runs/<id>/spec.json`` and
+        the child runs ``python -m <package> --job-spec that-file``, loading exactly that spec."""
+        return self.launch(spec.job_kind(), spec.argv(self.data_dir), spec.record(), created_by, spec=spec)
 
-    def launch(self, kind: str, argv: list[str], config: dict, created_by: str | None) -> dict:
-        """Create the row and start ``python -m <argv...> --job-id ID``; the child reports progress."""
+    def launch(self, kind: str, argv: list[str], config: dict, created_by: str | None, spec=None) -> dict:
+        """Create the row and start ``python -m <argv...> --job-id ID``; the child reports progress.
+        With a ``spec``, argv is what the spec stands for (kept in the row) and the child is started
+        on the spec file instead."""
         if not argv or not all(isinstance(a, str) for a in argv) or not _MODULE_RE.fullmatch(argv[0]):
             raise JobError(f"argv must start with a module name, got {argv!r}")
         job = self.jobs.create(kind, argv, config, created_by)
@@ -102,7 +102,8 @@ class JobRunner:
         log_path = folder / "log.txt"
         self.jobs.set_log_path(job["id"], log_path)
         try:
-            proc = self._spawn(argv, job["id"], log_path)
+            child_argv = argv if spec is None else self._write_spec(spec, folder)
+            proc = self._spawn(child_argv, job["id"], log_path)
         except OSError as exc:
             self.jobs.finish(job["id"], "failed", error=f"could not start the process: {exc}")
             raise JobError(f"could not start job {job['id']}: {exc}") from exc
@@ -111,8 +112,16 @@ class JobRunner:
             self._procs[job["id"]] = proc
         threading.Thread(target=self._reap, args=(job["id"], proc), daemon=True,
                          name=f"job-reaper-{job['id']}").start()
-        self.audit.record(created_by, "job.launch", job["id"], kind=kind, argv=list(argv), pid=proc.pid)
+        self.audit.record(created_by, EventKind.JOB_LAUNCH, job["id"], kind=kind, argv=list(argv), pid=proc.pid)
         return self.jobs.get(job["id"], reconcile=False)
+
+    def _write_spec(self, spec, folder: Path) -> list[str]:
+        from jobs.kinds import JOB_SPEC_FLAG
+        from store.files import create_private_file
+        path = folder / "spec.json"
+        create_private_file(path)  # written before the child starts, and owner-only like settings.json
+        path.write_text(json.dumps(spec.document(), indent=2), encoding="utf-8")
+        return [spec.module, "--data-dir", str(self.data_dir), JOB_SPEC_FLAG, str(path)]
 
     def _spawn(self, argv: list[str], job_id: str, log_path: Path) -> subprocess.Popen:
         env = dict(os.environ)
@@ -169,7 +178,7 @@ class JobRunner:
                 _signal_group(pid, signal.SIGKILL)
         self.jobs.finish(job_id, "cancelled")
         self._ended(job_id)
-        self.audit.record(actor, "job.cancel", job_id, forced=forced, pid=pid)
+        self.audit.record(actor, EventKind.JOB_CANCEL, job_id, forced=forced, pid=pid)
         return self.jobs.get(job_id, reconcile=False)
 
     def _wait_gone(self, job_id: str, pid: int, identity: dict, timeout: float) -> bool:

@@ -132,14 +132,14 @@ def simulate_command(args, ctx) -> int:
         try:
             for model_id in [*args.therapist, args.patient_model]:
                 services.catalog.get(model_id)
-            personas = resolve_personas(services, args.personas, args.seed, args.modality)
+            personas = resolve_personas(services.personas, args.personas, args.seed, args.modality)
         except (KeyError, ValueError, LookupError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             reporter.fail(str(exc))
             return 2
         specs = plan(personas, args.therapist, args.patient_model, args.turns, args.repeats, args.study,
                      args.modality, args.course_sessions)
-        summary = run_batch(services, specs, args.concurrency, reporter=reporter)
+        summary = run_batch(services.engine, specs, args.concurrency, reporter=reporter)
         print(summary.line())
         for key, error in summary.failed:
             print(f"  failed {key}: {error}", file=sys.stderr)

@@ -9,9 +9,15 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from patient_sim.simulate import ACTOR, SimSpec, patient_turns, run_session
-from vocabulary import SESSION_MODALITIES, session_modality
+from vocabulary import EventKind, SESSION_MODALITIES, session_modality
+
+if TYPE_CHECKING:  # annotations only
+    from store.personas import PersonaStore
+    from store.sessions import SessionStore
+    from therapist.session import SessionEngine
 
 
 @dataclass
@@ -46,45 +52,46 @@ def plan(personas, therapists: list[str], patient_model: str, turns: int, repeat
     return specs
 
 
-def existing(services, spec: SimSpec, course_index: int) -> tuple[dict | None, list[dict]]:
+def existing(sessions: SessionStore, spec: SimSpec, course_index: int) -> tuple[dict | None, list[dict]]:
     """(the finished session of this combination or None, unfinished ones to set aside)."""
-    rows = services.sessions.with_sim_key(spec.key(course_index), spec.study)
-    done = [r for r in rows if r["status"] == "ended" and patient_turns(services, r["id"]) >= spec.turns]
+    rows = sessions.with_sim_key(spec.key(course_index), spec.study)
+    done = [r for r in rows if r["status"] == "ended" and patient_turns(sessions, r["id"]) >= spec.turns]
     return (done[0] if done else None), [r for r in rows if not done or r["id"] != done[0]["id"]]
 
 
-def run_spec(services, spec: SimSpec, summary: BatchSummary) -> None:
-    """Run (or resume) one combination: each session of its course in order."""
+def run_spec(engine: SessionEngine, spec: SimSpec, summary: BatchSummary) -> None:
+    """Run (or resume) one combination: each session of its course in order (the engine's store
+    and audit log record the sessions set aside)."""
     previous = None
     for index in range(1, spec.course_sessions + 1):
-        finished, stale = existing(services, spec, index)
+        finished, stale = existing(engine.sessions, spec, index)
         if finished:
             previous = finished["id"]
             summary.count("skipped")
             continue
         for row in stale:
-            services.sessions.set_status(row["id"], "abandoned")
-            services.audit.record(ACTOR, "simulation.restart", row["id"], key=spec.key(index))
+            engine.sessions.set_status(row["id"], "abandoned")
+            engine.audit.record(ACTOR, EventKind.SIMULATION_RESTART, row["id"], key=spec.key(index))
             summary.count("restarted")
-        previous = run_session(services, spec, course_index=index, continue_from=previous)["id"]
+        previous = run_session(engine, spec, course_index=index, continue_from=previous)["id"]
         summary.count("ran")
 
 
-def run_batch(services, specs: list[SimSpec], concurrency: int = 1, reporter=None,
+def run_batch(engine: SessionEngine, specs: list[SimSpec], concurrency: int = 1, reporter=None,
               show_progress: bool = True) -> BatchSummary:
     from tqdm import tqdm
     summary = BatchSummary(planned=sum(s.course_sessions for s in specs))
     bar = tqdm(total=len(specs), desc="simulating", unit="combo", disable=not show_progress)
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:
-        futures = {pool.submit(run_spec, services, spec, summary): spec for spec in specs}
+        futures = {pool.submit(run_spec, engine, spec, summary): spec for spec in specs}
         for done_count, future in enumerate(as_completed(futures), start=1):
             spec = futures[future]
             try:
                 future.result()
             except Exception as exc:  # one broken combination never stops the batch
                 summary.failed.append((spec.key(), str(exc)))
-                services.audit.record(ACTOR, "simulation.failed", None, key=spec.key(), error=type(exc).__name__)
+                engine.audit.record(ACTOR, EventKind.SIMULATION_FAILED, None, key=spec.key(), error=type(exc).__name__)
             bar.update(1)
             if reporter is not None:
                 reporter.progress(done_count, len(specs), ran=summary.ran, skipped=summary.skipped,
@@ -101,7 +108,7 @@ def run_batch(services, specs: list[SimSpec], concurrency: int = 1, reporter=Non
     return summary
 
 
-def resolve_personas(services, spec: str, seed: int = 0, modality: str | None = "act") -> list:
+def resolve_personas(personas: PersonaStore, spec: str, seed: int = 0, modality: str | None = "act") -> list:
     """``all`` | ``sample:N`` (reproducible by seed, stored so a re-run finds the same ids) | ids.
 
     ``all`` is every stored persona of the modality (the library, samples and imports); ``all`` and
@@ -111,19 +118,19 @@ def resolve_personas(services, spec: str, seed: int = 0, modality: str | None = 
     ids_only = not (spec == "all" or spec.startswith("sample:"))
     modality = modality or ("act" if not ids_only else None)
     if spec == "all":
-        return services.personas.list(modality=modality) + services.personas.list(modality="any")
+        return personas.list(modality=modality) + personas.list(modality="any")
     if spec.startswith("sample:"):
         try:
             n = int(spec.split(":", 1)[1])
         except ValueError:
             raise ValueError(f"--personas {spec!r}: expected sample:N with a whole number N") from None
-        personas = sample_personas(n, seed, modality)
-        services.personas.upsert_many(personas)
-        return personas
+        sampled = sample_personas(n, seed, modality)
+        personas.upsert_many(sampled)
+        return sampled
     ids = [p.strip() for p in spec.split(",") if p.strip()]
     if not ids:
         raise ValueError("--personas is empty: use all, sample:N or persona ids")
-    return [services.personas.get(pid) for pid in ids]
+    return [personas.get(pid) for pid in ids]
 
 
 def add_simulate_parser(sub, name: str = "simulate"):

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from patient_sim.agent import PatientAgent
+
+if TYPE_CHECKING:  # annotations only: the engine is built by the caller
+    from store.sessions import SessionStore
+    from therapist.session import SessionEngine
 
 ACTOR = "simulator"
 
@@ -78,49 +82,49 @@ class RunControl:
                 self._running.clear()  # the step is used up: pause until the next button
 
 
-def run_session(services, spec: SimSpec, course_index: int = 1, continue_from: str | None = None,
+def run_session(engine: SessionEngine, spec: SimSpec, course_index: int = 1, continue_from: str | None = None,
                 on_event: Callable[[str, object], None] | None = None,
                 control: RunControl | None = None) -> dict:
-    """Run one simulated session to its planned number of exchanges; return the session row."""
+    """Run one simulated session to its planned number of exchanges; return the session row.
+    The engine brings the store, the catalog and the model pool the session needs."""
     from patient_sim.personas import STYLES
     emit = on_event or (lambda kind, value: None)
     control = control or RunControl()
-    engine = services.engine
     session = engine.start(spec.modality, spec.therapist, continue_from=continue_from, actor=ACTOR,
                            simulated=True, persona_id=spec.persona.id, patient_model=spec.patient_model,
                            study=spec.study, variant=spec.therapist, sim_key=spec.key(course_index),
                            meta={"planned_turns": spec.turns, "repeat": spec.repeat})
     emit("session", session)
-    agent = PatientAgent(services.pool.get(spec.patient_model), spec.persona,
+    agent = PatientAgent(engine.pool.get(spec.patient_model), spec.persona,
                          STYLES.get(spec.persona.style, STYLES["plain"]), spec.modality, spec.patient_model)
     for k in range(spec.turns):
         if not control.wait_turn():
             break
-        transcript = services.sessions.turns(session["id"])
+        transcript = engine.sessions.turns(session["id"])
         patient = agent.next_turn(transcript, allow_ending=k == spec.turns - 1,
                                   on_delta=lambda d: emit("patient_delta", d))
         emit("patient", patient.text)
-        _exchange(services, session["id"], patient, spec.patient_model, emit)
+        _exchange(engine, session["id"], patient, spec.patient_model, emit)
     engine.end(session["id"], actor=ACTOR)
-    final = services.sessions.get(session["id"])
+    final = engine.sessions.get(session["id"])
     emit("ended", final)
     return final
 
 
-def _exchange(services, session_id: str, patient, patient_model: str, emit) -> None:
+def _exchange(engine: SessionEngine, session_id: str, patient, patient_model: str, emit) -> None:
     """Commit the patient's turn and the therapist's reply; one retry if the model fails."""
-    events = services.engine.turn(session_id, patient.text, actor=ACTOR, patient_meta=patient.meta(patient_model))
+    events = engine.turn(session_id, patient.text, actor=ACTOR, patient_meta=patient.meta(patient_model))
     last = None
     for event in events:
         emit("therapist", event)
         last = event
     if last is not None and last.kind == "error":
-        for event in services.engine.reply(session_id):
+        for event in engine.reply(session_id):
             emit("therapist", event)
             last = event
         if last.kind == "error":
             raise SimulationError(last.text)
 
 
-def patient_turns(services, session_id: str) -> int:
-    return sum(1 for t in services.sessions.turns(session_id) if t["role"] == "patient")
+def patient_turns(sessions: SessionStore, session_id: str) -> int:
+    return sum(1 for t in sessions.turns(session_id) if t["role"] == "patient")

@@ -19,6 +19,7 @@ from store.erase import EraseError, compact, erase_user, plan_erasure
 from store.export import FORMATS, ExportError, canonical, export_sessions
 from store.redact import Redactor, load_names
 from store.users import ROLES, UserError, UserStore
+from vocabulary import EventKind
 
 # Exit codes: 0 done, 1 cancelled at the prompt, 2 bad input (nothing changed),
 # 3 erased but the database file could not be compacted yet (run `compact` when idle).
@@ -74,18 +75,18 @@ def _password() -> str:
 def _run_users(args, users: UserStore, audit: AuditLog) -> None:
     if args.action == "add":
         user = users.add(args.username, _password(), args.role)
-        audit.record("cli", "user.add", user["id"], username=user["username"], role=user["role"])
+        audit.record("cli", EventKind.USER_ADD, user["id"], username=user["username"], role=user["role"])
         print(f"added {user['username']} ({user['role']})")
     elif args.action == "list":
         for u in users.list():
             print(f"{u['username']:<24} {u['role']:<10} {'disabled' if u['disabled'] else 'active'}")
     elif args.action == "set-role":
         user = users.set_role(args.username, args.role)
-        audit.record("cli", "user.set_role", user["id"], role=args.role)
+        audit.record("cli", EventKind.USER_SET_ROLE, user["id"], role=args.role)
         print(f"{user['username']} is now {user['role']}")
     else:
         user = users.set_disabled(args.username, args.action == "disable")
-        audit.record("cli", f"user.{args.action}", user["id"])
+        audit.record("cli", EventKind(f"user.{args.action}"), user["id"])
         print(f"{user['username']} {args.action}d")
 
 
@@ -101,7 +102,7 @@ def _run_export(args, store: Store, data_dir) -> int:
     result = export_sessions(store, data_dir, study=study, fmt=args.format, redactor=redactor, out=out)
     path = str(canonical(result.path))
     # Content-free: the audit row names the file, never what is in it.
-    AuditLog(store).record("cli", "data.export", path, study=study, all=bool(args.all),
+    AuditLog(store).record("cli", EventKind.DATA_EXPORT, path, study=study, all=bool(args.all),
                            format=args.format, redacted=redactor is not None, sessions=result.sessions)
     print(path)
     print(f"exported {result.sessions} sessions, {result.turns} turns"

@@ -14,6 +14,7 @@ from typing import Any
 
 from store.db import Store
 from store.ids import new_id, utc_now
+from vocabulary import EventKind
 
 MAX_ACTOR = 64
 MAX_ACTION = 64
@@ -90,12 +91,18 @@ class AuditLog:
     def __init__(self, store: Store):
         self.store = store
 
-    def record(self, actor: str | None, action: str, target: str | None = None, **detail: Any) -> str:
+    def record(self, actor: str | None, action: EventKind | str, target: str | None = None, **detail: Any) -> str:
+        """One audit row; ``action`` must be a ``vocabulary.EventKind`` (its member or its value)."""
+        try:
+            action = EventKind(action)
+        except ValueError:
+            raise ValueError(f"unknown audit event kind '{clean_text(action, MAX_ACTION)}': "
+                             "add it to vocabulary.EventKind") from None
         row_id = new_id()
         with self.store.write() as db:
             db["audit"].insert({
                 "id": row_id, "actor": clean_text(actor or "anonymous", MAX_ACTOR),
-                "action": clean_text(action, MAX_ACTION),
+                "action": action.value,
                 "target": None if target is None else clean_text(target, MAX_TARGET),
                 "detail_json": clean_detail(detail),
                 "created_utc": utc_now(),

@@ -21,6 +21,7 @@ import sqlite_utils
 from store.audit import AuditLog
 from store.db import Store
 from store.export import MANIFEST_SUFFIX, canonical, exports_dir, participant_id
+from vocabulary import EventKind
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 # Columns that point at a parent even where a table declares no foreign key for them.
@@ -261,7 +262,7 @@ def erase_user(store: Store, data_dir: Path, plan: ErasePlan, keep_account: bool
     with store.write() as db:
         counts = delete_participant(db, user_id, keep_account)
         # The tombstone commits with the deletions: ids and counts only, never names or text.
-        AuditLog(store).record("cli", "user.erased", user_id, sessions=counts["sessions"],
+        AuditLog(store).record("cli", EventKind.USER_ERASED, user_id, sessions=counts["sessions"],
                                turns=counts["turns"], exports_removed=n_exports,
                                account_kept=keep_account)
     error = compact(store)

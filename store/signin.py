@@ -26,6 +26,7 @@ from typing import Callable
 
 from store.audit import AuditLog
 from store.users import UserStore
+from vocabulary import EventKind
 
 MAX_KEY = 64  # usernames are at most 64 characters; IPv6 text is at most 45
 _EVICT_SCAN = 16  # how many of the oldest entries to look at for one that is not locked
@@ -179,10 +180,10 @@ def sign_in(users: UserStore, throttle: SignInThrottle, audit: AuditLog, usernam
     user = users.authenticate(username, password)  # type: ignore[arg-type]  (it refuses non-str)
     if user is not None:
         throttle.succeeded(username, address)
-        audit.record(actor, "auth.login", None, **where)
+        audit.record(actor, EventKind.AUTH_LOGIN, None, **where)
         return SignInResult(user)
     started = throttle.failed(username, address)
-    audit.record(actor, "auth.login_failed", None, **where)
+    audit.record(actor, EventKind.AUTH_LOGIN_FAILED, None, **where)
     if started:
-        audit.record(actor, "auth.lockout", None, wait_s=round(throttle.check(username, address)), **where)
+        audit.record(actor, EventKind.AUTH_LOCKOUT, None, wait_s=round(throttle.check(username, address)), **where)
     return SignInResult(None)

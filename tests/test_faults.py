@@ -268,7 +268,7 @@ def test_judge_run_survives_garbage_refusals_and_timeouts_and_rates_the_rest(set
             svc.sessions.end(row["id"])
             ids[case] = row["id"]
 
-        run = run_judge(svc, JudgeRunSpec("tes", "judge", "study:faults", concurrency=2, max_retries=2), tes)
+        run = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "study:faults", concurrency=2, max_retries=2), tes)
         assert run["status"] == "done" and run["error"] is None
         assert (run["n_ok"], run["n_partial"], run["n_failed"], run["n_total"]) == (2, 0, 5, 7)
         assert "7/7 rated: 2 ok (29%), 0 partial (0%), 5 failed (71%)" in run_line(run)

@@ -3,6 +3,7 @@ parser to the spec's values, and a submitted spec is kept in the job's row and f
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -52,7 +53,56 @@ def test_a_training_label_with_yaml_syntax_arrives_as_the_same_text():
     assert (config.label, config.reasoning, config.epochs, config.output) == (label, True, 1.0, "a1")
 
 
-def test_a_submitted_spec_is_kept_with_its_job(settings):
+SPECS = [SimulateJob(("demo-act-sft-plain", "default"), "sample:3", "default", 4, 2, 2, "pilot"),
+         JudgeJob("tes", "default", "study:pilot", 3, True, False),
+         StudyJob("/x/pilot.yaml", ("simulate", "judge"), ("turns=2", "rubrics=[tes]")),
+         TrainingJob("sft", {"dataset": "d1", "output": "a1", "epochs": 1.0, "label": 'ACT: "warm" # v2'})]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.kind)
+def test_a_spec_file_expands_to_the_command_line_the_spec_stands_for(tmp_path, spec):
+    from jobs.kinds import expand_job_spec, load_spec
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec.document()))
+    assert load_spec(path) == spec
+    argv, expected = _parse(spec)
+    expanded = expand_job_spec(["--data-dir", "/tmp/d", "--job-spec", str(path), "--job-id", "J1"], argv[0])
+    assert expanded[:len(spec.command_args())] == spec.command_args()
+    parser = {"patient_sim": "patient_sim.__main__", "eval": "eval.__main__", "training": "training.__main__"}
+    import importlib
+    args = importlib.import_module(parser[argv[0]]).build_parser().parse_args(expanded)
+    assert vars(args) == {**vars(expected), "job_id": "J1"}
+    assert expand_job_spec(["x", "--y"], argv[0]) == ["x", "--y"]  # no flag: untouched
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"spec": "judge", "rubric": "tes", "judge": "m", "sessions": "all", "shell": "rm"}, "no field(s) shell"),
+    ({"spec": "judge", "rubric": "tes"}, "does not fit"),
+    ({"spec": "nope"}, "names no known kind"),
+    ({"spec": "simulate", "therapists": ["a"], "personas": "all", "patient_model": "a", "turns": 1},
+     "is for python -m patient_sim, not eval"),
+])
+def test_a_spec_that_does_not_fit_is_refused_by_name(tmp_path, document, message):
+    from jobs.kinds import JobSpecError, expand_job_spec
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(JobSpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        expand_job_spec(["--job-spec", str(path)], "eval")
+
+
+def test_a_cli_given_a_bad_or_missing_spec_exits_2_naming_it(tmp_path, capsys):
+    import eval.__main__ as eval_cli
+    import training.__main__ as training_cli
+    (tmp_path / "bad.json").write_text("{not json")
+    assert eval_cli.main(["--data-dir", str(tmp_path), "--job-spec", str(tmp_path / "bad.json")]) == 2
+    assert "does not read as JSON" in capsys.readouterr().err
+    assert training_cli.main(["--job-spec", str(tmp_path / "none.json")]) == 2
+    assert "no job spec at" in capsys.readouterr().err
+
+
+def test_a_submitted_job_runs_from_its_spec_file(settings):
+    """The child is started on spec.json alone, and what it did came from that file: its error
+    names the judge that only the spec holds."""
     from jobs.runner import JobRunner
     from store.audit import AuditLog
     from store.db import Store
@@ -60,12 +110,23 @@ def test_a_submitted_spec_is_kept_with_its_job(settings):
     store = Store(settings.db_path)
     try:
         runner = JobRunner(store, settings.data_dir, AuditLog(store), settings)
+        started = []
+        spawn = runner._spawn
+        runner._spawn = lambda argv, job_id, log: started.append(argv) or spawn(argv, job_id, log)
         spec = JudgeJob("tes", "no-such-model", "all")
         job = runner.submit(spec, "tester")
+        folder = run_dir(settings.data_dir, job["id"])
         assert job["kind"] == "judge" and job["config"] == spec.record()
-        kept = json.loads((run_dir(settings.data_dir, job["id"]) / "spec.json").read_text())
-        assert kept == {"kind": "judge", **spec.record()} and kept["judge"] == "no-such-model"
-        assert (run_dir(settings.data_dir, job["id"]) / "spec.json").stat().st_mode & 0o077 == 0
-        runner.cancel(job["id"], actor="tester")
+        assert job["process"]["argv"] == spec.argv(runner.data_dir)  # the row keeps what the spec stands for
+        assert started == [["eval", "--data-dir", str(runner.data_dir), "--job-spec", str(folder / "spec.json")]]
+        kept = json.loads((folder / "spec.json").read_text())
+        assert kept == {"spec": "judge", "kind": "judge", **spec.record()} and kept["judge"] == "no-such-model"
+        assert (folder / "spec.json").stat().st_mode & 0o077 == 0
+        deadline = time.monotonic() + 120
+        while runner.jobs.get(job["id"])["status"] not in ("done", "failed", "cancelled"):
+            assert time.monotonic() < deadline, runner.tail_log(job["id"])
+            time.sleep(0.2)
+        ended = runner.jobs.get(job["id"])
+        assert ended["status"] == "failed" and "no-such-model" in (ended["error"] or ""), ended
     finally:
         store.close()

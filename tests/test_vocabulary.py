@@ -41,3 +41,56 @@ def test_every_check_reads_the_one_definition():
                     isinstance(e, ast.Constant) and e.value in ("cbt", "act") for e in node.elts[:2]):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, "spell modalities through vocabulary.py: " + ", ".join(offenders)
+
+
+def _audit_calls():
+    """Every ``<...audit>.record(actor, action, ...)`` and ``AuditLog(...).record(...)`` in the app."""
+    for path in sorted(ROOT.glob("**/*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("tests", ".venv", "scripts", "benchmarks", "data"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "record" and len(node.args) >= 2):
+                continue
+            owner = node.func.value
+            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", None)
+            if isinstance(owner, ast.Call):
+                name = getattr(owner.func, "id", None)
+            if name in ("audit", "AuditLog"):
+                yield f"{rel}:{node.lineno}", node.args[1]
+
+
+def test_every_audit_event_is_named_through_the_vocabulary():
+    """No audit call spells its event kind as a bare string; each names an EventKind member, or
+    builds one with EventKind(...), which refuses a kind that is not listed."""
+    from vocabulary import EventKind
+    calls = list(_audit_calls())
+    assert len(calls) > 40  # the scan sees the app's audit calls (there are about 50)
+    bare = [where for where, arg in calls if isinstance(arg, (ast.Constant, ast.JoinedStr, ast.BinOp))]
+    assert not bare, "name audit events with vocabulary.EventKind: " + ", ".join(bare)
+    named = {arg.attr for _, arg in calls if isinstance(arg, ast.Attribute)
+             and getattr(arg.value, "id", None) == "EventKind"}
+    assert named <= set(EventKind.__members__)
+    assert all(e.value.count(".") == 1 and e.value == e.value.lower() for e in EventKind)
+
+
+@pytest.mark.parametrize("kind, status", [("model.worker_{}", ("crashed", "paused", "restarted", "restart_failed")),
+                                          ("judge.run_{}", ("done", "cancelled")),
+                                          ("draft.{}", ("approved", "edited", "replaced", "discarded")),
+                                          ("user.{}", ("disable", "enable"))])
+def test_the_built_event_kinds_are_all_listed(kind, status):
+    from vocabulary import EventKind
+    for value in status:
+        assert EventKind(kind.format(value)).value == kind.format(value)
+
+
+def test_the_audit_log_refuses_an_unlisted_kind_and_keeps_a_listed_one(store):
+    from store.audit import AuditLog
+    from vocabulary import EventKind
+    audit = AuditLog(store)
+    with pytest.raises(ValueError, match="unknown audit event kind 'session.strat'"):
+        audit.record("alice", "session.strat", "S1")
+    audit.record("alice", EventKind.SESSION_START, "S1")
+    audit.record("alice", "session.end", "S1")  # the stored string is accepted too
+    assert [r["action"] for r in audit.recent()] == ["session.end", "session.start"]

@@ -7,6 +7,8 @@ generated, so a model can never talk its way around it.
 """
 from __future__ import annotations
 
+from vocabulary import EventKind
+
 DEFAULT_RESOURCES = {
     "US": "call or text 988 (Suicide & Crisis Lifeline) at any time, or call 911 if you are in danger right now",
     "UK": "call Samaritans on 116 123 at any time, or call 999 if you are in danger right now",
@@ -90,7 +92,7 @@ class Escalation:
                               detail={"open_flags": [f["id"] for f in open_flags]})
         if level in ("high", "imminent") and not session.get("simulated"):
             self.sessions.set_status(session["id"], "hold")
-        self.audit.record("system", "risk.carried_over", session["id"], level=level)
+        self.audit.record("system", EventKind.RISK_CARRIED_OVER, session["id"], level=level)
 
     def screen_patient(self, session: dict, turn: dict):
         """Assess a committed patient turn; flag it and hold the session when needed."""
@@ -103,7 +105,7 @@ class Escalation:
         if verdict is not None:
             assessment = combine(assessment, verdict)
         if assessment.learned and assessment.learned.get("status", "ok") != "ok":
-            self.audit.record("system", "risk.learned_unavailable", session["id"],
+            self.audit.record("system", EventKind.RISK_LEARNED_UNAVAILABLE, session["id"],
                               error=assessment.learned["status"][:200])
         if assessment.level == "none" and not assessment.categories:
             if assessment.unscreened:
@@ -119,7 +121,7 @@ class Escalation:
         # A simulated patient is no one at risk: flag it for review, but never stop the run.
         if assessment.hold and not session.get("simulated"):
             self.sessions.set_status(session["id"], "hold")
-        self.audit.record("system", "risk.flag", session["id"], flag=flag["id"], level=assessment.level,
+        self.audit.record("system", EventKind.RISK_FLAG, session["id"], flag=flag["id"], level=assessment.level,
                           kind=kind, escalated=assessment.escalate, hold=assessment.hold)
         return assessment
 
@@ -134,7 +136,7 @@ class Escalation:
         """A message the screen cannot read: the supervisor reads it (never a silent "none")."""
         why = next((m for m in assessment.matches if m.startswith("unscreened")), "unscreened")
         self.flags.raise_flag(session["id"], "none", UNSCREENED, turn_id=turn["id"], detail={"why": why})
-        self.audit.record("system", "risk.unscreened", session["id"], turn=turn["id"], why=why)
+        self.audit.record("system", EventKind.RISK_UNSCREENED, session["id"], turn=turn["id"], why=why)
 
     def _second_stage(self, session: dict, turn: dict):
         """The optional model classifier (settings.risk_classifier): it can raise a level, never
@@ -148,13 +150,13 @@ class Escalation:
         try:
             classifier = ModelRiskClassifier(self.pool.get(model_id), model_id)
         except (BackendError, CatalogError) as exc:
-            self.audit.record("system", "risk.classifier_failed", session["id"], error=type(exc).__name__)
+            self.audit.record("system", EventKind.RISK_CLASSIFIER_FAILED, session["id"], error=type(exc).__name__)
             return None
         earlier = [t["content"] for t in self.sessions.turns(session["id"])
                    if t["role"] == "patient" and t["id"] != turn["id"]][-3:]
         verdict = classifier.classify(turn["content"], earlier)
         if not verdict.ok:  # content-free: the raw output stays out of the audit trail
-            self.audit.record("system", "risk.classifier_failed", session["id"], model=model_id,
+            self.audit.record("system", EventKind.RISK_CLASSIFIER_FAILED, session["id"], model=model_id,
                               error=(verdict.error or "").split(":")[0], latency_ms=verdict.latency_ms)
         return verdict
 
@@ -168,4 +170,4 @@ class Escalation:
         kind = ",".join(verdict.categories) or "unsafe_draft"
         flag = self.flags.raise_flag(session_id, verdict.level, kind,
                                      detail={"matches": list(verdict.matches), "draft": draft})
-        self.audit.record("system", "risk.unsafe_draft", session_id, flag=flag["id"], kind=kind)
+        self.audit.record("system", EventKind.RISK_UNSAFE_DRAFT, session_id, flag=flag["id"], kind=kind)

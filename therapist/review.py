@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from store.sessions import TurnRecord
+from vocabulary import EventKind
 
 # C0 controls but tab and newlines, DEL, and the bidi embeddings, overrides and isolates, which
 # reorder what a supervisor reads ("\u202e" makes "gnitaeh" of a word). The plain direction
@@ -52,7 +53,7 @@ class ReviewActions:
         """Hold: replies wait as drafts for a supervisor. Release: replies go straight out again."""
         self._open_session(session_id)
         self.sessions.set_status(session_id, "hold" if on else "active")
-        self.audit.record(actor, "session.hold" if on else "session.release", session_id)
+        self.audit.record(actor, EventKind.SESSION_HOLD if on else "session.release", session_id)
 
     def decide_draft(self, draft_id: str, action: str, actor: str, text: str | None = None) -> dict | None:
         """approve | edit | replace | discard a held draft; returns the therapist turn sent, if any."""
@@ -72,7 +73,7 @@ class ReviewActions:
                     model_id=draft["model_id"] if action == "approve" else "supervisor",
                     meta={"draft_id": draft_id, "review": status, "reviewed_by": actor}))
             self.drafts.mark(draft_id, status, actor, final, row["id"] if row else None)
-        self.audit.record(actor, f"draft.{status}", draft["session_id"], draft=draft_id)
+        self.audit.record(actor, EventKind(f"draft.{status}"), draft["session_id"], draft=draft_id)
         return row
 
     def supervisor_reply(self, session_id: str, text: str | None, actor: str) -> dict:
@@ -84,7 +85,7 @@ class ReviewActions:
             return self.decide_draft(pending["id"], "replace", actor, final)
         row = self.sessions.add_turn(session_id, TurnRecord(
             "therapist", final, model_id="supervisor", meta={"review": "written", "reviewed_by": actor}))
-        self.audit.record(actor, "session.supervisor_reply", session_id, turn=row["id"])
+        self.audit.record(actor, EventKind.SESSION_SUPERVISOR_REPLY, session_id, turn=row["id"])
         return row
 
     def clean_reply(self, text: str | None) -> str:

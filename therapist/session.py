@@ -33,7 +33,7 @@ from therapist.consent import consent_text
 from therapist.escalation import SAFETY_NOTE, Escalation, redacted_draft_reply, safe_reply
 from therapist.reasoning import StreamSplitter, strip_reasoning
 from therapist.review import ReviewActions, TurnRejected, clean_text
-from vocabulary import SESSION_MODALITIES
+from vocabulary import EventKind, SESSION_MODALITIES
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
 MIN_ANSWER_TOKENS = 4
@@ -160,7 +160,7 @@ class SessionEngine(ReviewActions):
 
     def record_consent(self, user_id: str | None, actor: str | None) -> dict:
         row = self.consents.record(user_id, self.consent.version, self.consent.sha256)
-        self.audit.record(actor, "consent.given", user_id, version=self.consent.version,
+        self.audit.record(actor, EventKind.CONSENT_GIVEN, user_id, version=self.consent.version,
                           text_sha256=self.consent.sha256)
         return row
 
@@ -196,7 +196,7 @@ class SessionEngine(ReviewActions):
         if summary:
             self.sessions.add_turn(row["id"], TurnRecord(
                 "system", f"Summary of session {index - 1}:\n{summary}"))
-        self.audit.record(actor, "session.start", row["id"], modality=modality, model=entry.id,
+        self.audit.record(actor, EventKind.SESSION_START, row["id"], modality=modality, model=entry.id,
                           course_index=index)
         self.safety.carry_over(row)
         return self.sessions.get(row["id"])
@@ -217,7 +217,7 @@ class SessionEngine(ReviewActions):
         withdrawn = self.drafts.pending(session_id) is not None
         self.drafts.supersede(session_id)
         self.sessions.end(session_id, summary=summary)
-        self.audit.record(actor, "session.end", session_id, **({"draft_withdrawn": True} if withdrawn else {}))
+        self.audit.record(actor, EventKind.SESSION_END, session_id, **({"draft_withdrawn": True} if withdrawn else {}))
         return summary
 
     def summarize(self, session_id: str) -> str:
@@ -341,15 +341,15 @@ class SessionEngine(ReviewActions):
             ref = self._leak_reference(session, entry.thinks)
             yield from self._stream_reply(backend, messages, entry.thinks, reply, started, ref)
         except (BackendError, ContextOverflow) as exc:
-            self.audit.record(None, "turn.error", session_id, error=str(exc), model=entry.id)
+            self.audit.record(None, EventKind.TURN_ERROR, session_id, error=str(exc), model=entry.id)
             # A crashed model worker already says what happened and what to do (models/worker_client.py).
             yield TurnEvent("error", str(exc) if isinstance(exc, (ContextOverflow, ModelStopped))
                             else f"The therapist model failed: {exc}")
             return
         if "leak_screen" in reply.notes:  # the supervisor's record that instructions were redacted
-            self.audit.record("system", "turn.leak_screened", session_id, model=entry.id, **reply.notes["leak_screen"])
+            self.audit.record("system", EventKind.TURN_LEAK_SCREENED, session_id, model=entry.id, **reply.notes["leak_screen"])
         if not reply.answer.strip():
-            self.audit.record(None, "turn.empty", session_id, model=entry.id)
+            self.audit.record(None, EventKind.TURN_EMPTY, session_id, model=entry.id)
             yield TurnEvent("error", "The therapist model returned an empty reply. Press Retry.")
             return
         if reply.blocked is not None:
@@ -369,7 +369,7 @@ class SessionEngine(ReviewActions):
         last = self.sessions.turns(session_id)[-1]
         draft = self.drafts.add(session_id, reply.answer.strip(), reply.reasoning.strip() or None, entry.id,
                                 after_turn_id=last["id"], meta=reply.notes or None)
-        self.audit.record("system", "draft.held", session_id, draft=draft["id"])
+        self.audit.record("system", EventKind.DRAFT_HELD, session_id, draft=draft["id"])
         return draft
 
     def _stream_reply(self, backend, messages: list[dict], thinks: bool, reply: _Reply,

@@ -205,13 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, _) in COMMANDS.items():
         _add(sub, name, help_text)
-    from jobs.cli import share_global_flags
+    from jobs.cli import add_job_spec_flag, share_global_flags
+    add_job_spec_flag(parser)
     return share_global_flags(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from jobs.cli import job_argv
+    from jobs.kinds import JobSpecError
     from jobs.reporter import JobReporter
+    try:
+        argv = job_argv(argv, "training")
+    except JobSpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    args = build_parser().parse_args(argv)
     try:
         settings = load_settings(["--data-dir", args.data_dir] if args.data_dir else [])
         data_dir = Path(settings.data_dir)

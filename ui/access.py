@@ -15,6 +15,7 @@ from services import Services
 from store.signin import SignInThrottle, sign_in
 from store.users import UserError
 from ui.guard import CLIENT_ADDRESS
+from vocabulary import EventKind
 
 SUPERVISORS = ("supervisor", "admin")
 EVERYONE = ("patient", "supervisor", "admin")
@@ -59,7 +60,7 @@ class Access:
         except UserError:
             user = None
         if user is None or user["disabled"]:
-            self.audit.record(username or "anonymous", "access.denied", None, endpoint=action,
+            self.audit.record(username or "anonymous", EventKind.ACCESS_DENIED, None, endpoint=action,
                               reason="not signed in or account disabled")
             raise gr.Error("Please sign in again: this account is not active.")
         return Principal(user["username"], user["id"], user["role"])
@@ -68,7 +69,7 @@ class Access:
                 target: str | None = None) -> Principal:
         who = self.who(request, action)
         if who.role not in roles:
-            self.audit.record(who.username, "access.denied", target, endpoint=action, role=who.role)
+            self.audit.record(who.username, EventKind.ACCESS_DENIED, target, endpoint=action, role=who.role)
             raise gr.Error(f"Your role ({who.role}) may not do this.")
         return who
 
@@ -82,7 +83,7 @@ class Access:
             session = None
         if session is None or (not who.supervises and session["user_id"] != who.user_id):
             # One answer for "no such session" and "someone else's", so a caller cannot probe ids.
-            self.audit.record(who.username, "access.denied", str(session_id), endpoint=action, role=who.role,
+            self.audit.record(who.username, EventKind.ACCESS_DENIED, str(session_id), endpoint=action, role=who.role,
                               reason="unknown session" if session is None else "not this user's session")
             raise gr.Error(NOT_YOURS)
         return who, session
@@ -90,4 +91,4 @@ class Access:
     def record_read(self, who: Principal, session: dict) -> None:
         """Audit a transcript read by someone other than its patient (simulations have none)."""
         if session["user_id"] != who.user_id and not session["simulated"]:
-            self.audit.record(who.username, "session.read", session["id"])
+            self.audit.record(who.username, EventKind.SESSION_READ, session["id"])

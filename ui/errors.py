@@ -20,6 +20,8 @@ import secrets
 import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
+from vocabulary import EventKind
+
 log = logging.getLogger("theralab.errors")
 
 
@@ -83,7 +85,7 @@ def install_error_guard(blocks: gr.Blocks, audit) -> None:
     async def process_api(block_fn, inputs, *args, **kwargs):
         def referenced(action: str, exc: BaseException, shown: str) -> gr.Error:
             ref = secrets.token_hex(4)
-            unexpected = action == "app.error"  # a bug: the traceback goes to the server log
+            unexpected = action == EventKind.APP_ERROR  # a bug: the traceback goes to the server log
             log.log(logging.ERROR if unexpected else logging.WARNING, "%s in %s (reference %s): %s", action,
                     _endpoint(block_fn), ref, exc, exc_info=unexpected)
             _audit(audit, _username(kwargs), action, _endpoint(block_fn), ref, exc)
@@ -91,17 +93,17 @@ def install_error_guard(blocks: gr.Blocks, audit) -> None:
 
         wrong = _wrong_type(block_fn, inputs)
         if wrong:
-            raise referenced("access.invalid_input", TypeError(wrong),
+            raise referenced(EventKind.ACCESS_INVALID_INPUT, TypeError(wrong),
                              f"This request's input was not valid: {wrong} (reference {{ref}}).")
         try:
             return await original(block_fn, inputs, *args, **kwargs)
         except gr.Error:
             raise
         except ComponentProcessingError as exc:
-            raise referenced("access.invalid_input", exc,
+            raise referenced(EventKind.ACCESS_INVALID_INPUT, exc,
                              "This request's input was not valid (reference {ref}).") from None
         except Exception as exc:
-            raise referenced("app.error", exc, "Something went wrong (reference {ref}). Tell the study "
+            raise referenced(EventKind.APP_ERROR, exc, "Something went wrong (reference {ref}). Tell the study "
                              "team this reference if it happens again.") from None
 
     blocks.process_api = process_api

@@ -36,6 +36,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from vocabulary import EventKind
+
 # The client address of the request being served, read by the sign-in check (ui/access.py).
 CLIENT_ADDRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("theralab_client", default=None)
 
@@ -147,7 +149,7 @@ class _RefusalLog:
         if left_out:
             detail["not_audited_before_this"] = left_out
         try:
-            self.audit.record(detail.pop("actor", "anonymous"), "http.refused", None, **detail)
+            self.audit.record(detail.pop("actor", "anonymous"), EventKind.HTTP_REFUSED, None, **detail)
         except Exception:  # an audit failure must not turn a refusal into a crash
             pass
 

@@ -16,6 +16,7 @@ from services import Services
 from store.ratings import RatingError, RatingStore
 from ui.access import SUPERVISORS, Access
 from ui.chat_view import render_turns
+from vocabulary import EventKind
 
 MAX_FORM_ITEMS = 40
 FIND_HEADERS = ["Session id", "Started (UTC)", "Study", "Variant", "Model", "Approach", "Source", "Status",
@@ -158,7 +159,7 @@ class ReviewHandlers:
             return "**Not saved:** unknown session.", gr.update()
         except (RatingInvalid, RatingError) as exc:
             return f"**{exc}**", gr.update()
-        self.s.audit.record(who.username, "rating.save", sid, rubric=rubric.id, rating=rating["id"],
+        self.s.audit.record(who.username, EventKind.RATING_SAVE, sid, rubric=rubric.id, rating=rating["id"],
                             total=rating["total"])
         total = rating["total"]
         return (f"Saved your {rubric.id} rating (total {total:g})." if total is not None else "Saved.",

@@ -13,7 +13,7 @@ from store.sessions import SessionNotFound
 from therapist.session import TurnRejected
 from ui.access import EVERYONE, Access
 from ui.chat_view import reasoning_message, render_turns
-from vocabulary import Modality
+from vocabulary import EventKind, Modality
 
 MODALITIES = [("CBT (depression course)", Modality.CBT.value), ("ACT (single session)", Modality.ACT.value)]
 REVIEWING = "Your therapist is reviewing your message. The reply will appear here shortly."
@@ -202,7 +202,7 @@ class SessionHandlers:
             return "Only therapist replies of this session can be rated."
         value = 1 if data.liked is True else -1 if data.liked is False else None
         self.sessions.set_feedback(turn_id, value)
-        self.services.audit.record(who.username, "turn.feedback", turn_id, value=value, session=sid)
+        self.services.audit.record(who.username, EventKind.TURN_FEEDBACK, turn_id, value=value, session=sid)
         return "Feedback saved."
 
 

@@ -48,7 +48,7 @@ class StudyHandlers:
             return "**Not launched:** " + ("overrides are key=value lines" if bad else "pick at least one stage") + "."
         try:
             config = load_study(path, overrides)
-            check_models(self.s, config)
+            check_models(self.s.catalog, self.s.settings.data_dir, config)
         except (StudyError, FileNotFoundError, ValueError) as exc:
             return f"**Not launched:** {exc}"
         job = self.s.jobs.submit(StudyJob(path, tuple(stages), tuple(overrides)), who.username)

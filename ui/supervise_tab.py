@@ -14,6 +14,7 @@ from therapist.escalation import UNSCREENED
 from therapist.session import TurnRejected
 from ui.access import SUPERVISORS, Access, Principal
 from ui.chat_view import render_turns
+from vocabulary import EventKind
 
 LIVE_HEADERS = ["Flag", "Status", "Patient", "Approach", "Model", "Turns", "Drafts waiting",
                 "Last activity (UTC)", "Session id"]
@@ -177,7 +178,7 @@ class SuperviseHandlers:
             if not flag_id:
                 return "No open flag selected."
             flag = self.s.flags.resolve(flag_id, who.username, note)
-            self.s.audit.record(who.username, "flag.resolve", sid, flag=flag_id, also=flag["also_resolved"])
+            self.s.audit.record(who.username, EventKind.FLAG_RESOLVE, sid, flag=flag_id, also=flag["also_resolved"])
             also = f" Also closed {len(flag['also_resolved'])} linked flag(s) in other sessions of this " \
                    f"patient." if flag["also_resolved"] else ""
             return f"Flag resolved.{also} (A held session stays on hold until you release it.)"
@@ -187,7 +188,7 @@ class SuperviseHandlers:
         who = self._who(request, "note.add", sid)
         def run():
             self.s.notes.add(sid, who.username, text)
-            self.s.audit.record(who.username, "note.add", sid)
+            self.s.audit.record(who.username, EventKind.NOTE_ADD, sid)
             return "Note saved."
         return self._act(sid, "note", run)
 

@@ -15,7 +15,7 @@ import gradio as gr
 from services import Services
 from ui.access import SUPERVISORS, Access
 from ui.chat_view import reasoning_message, render_turns
-from vocabulary import session_modality
+from vocabulary import EventKind, session_modality
 
 @dataclass
 class WatchRun:
@@ -66,14 +66,14 @@ class WatchHandlers:
         run = self.runs[key] = WatchRun(RunControl())
         spec = SimSpec(persona, therapist, patient_model, int(turns), modality, study="watch")
         threading.Thread(target=self._work, args=(run, spec), name=f"watch-{key}", daemon=True).start()
-        self.s.audit.record(who.username, "watch.start", None, persona=persona_id, therapist=therapist,
+        self.s.audit.record(who.username, EventKind.WATCH_START, None, persona=persona_id, therapist=therapist,
                             patient_model=patient_model, turns=int(turns))
         yield from self._follow(run, bool(show))
 
     def _work(self, run: WatchRun, spec) -> None:
         from patient_sim.simulate import run_session
         try:
-            run_session(self.s, spec, on_event=lambda kind, value: run.events.put((kind, value)), control=run.control)
+            run_session(self.s.engine, spec, on_event=lambda kind, value: run.events.put((kind, value)), control=run.control)
         except Exception as exc:  # shown on the page; the stored turns stay
             run.error = str(exc)
         finally:

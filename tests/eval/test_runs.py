@@ -67,7 +67,7 @@ def test_a_run_stores_one_rating_per_session_with_status_and_counts(svc):
     bad_then_partial = json.dumps({it.id: {"rationale": "", "score": 4} for it in TES.items[:5]})
     replies = iter([full(6), "no json at all", "still none", "nope", bad_then_partial, "x", "y"])
     backend = use_judge(svc, lambda messages: next(replies))
-    run = run_judge(svc, JudgeRunSpec("tes", "judge", "study:s1"), TES)
+    run = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "study:s1"), TES)
     assert (run["status"], run["n_ok"], run["n_failed"], run["n_partial"], run["n_total"]) == ("done", 1, 1, 1, 3)
     rows = RatingStore(svc.store).list("tes", judge_run_id=run["id"])
     assert sorted(r["session_id"] for r in rows) == sorted(ids)
@@ -84,15 +84,15 @@ def test_a_run_stores_one_rating_per_session_with_status_and_counts(svc):
 def test_the_same_command_continues_the_run_and_rates_only_what_is_new(svc):
     add_session(svc)
     backend = use_judge(svc, lambda m: full(3))
-    first = run_judge(svc, JudgeRunSpec("tes", "judge", "all"), TES)
-    again = run_judge(svc, JudgeRunSpec("tes", "judge", "all"), TES)
+    first = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "all"), TES)
+    again = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "all"), TES)
     assert again["id"] == first["id"] and len(backend.calls) == 1
     add_session(svc)
-    more = run_judge(svc, JudgeRunSpec("tes", "judge", "all"), TES)
+    more = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "all"), TES)
     assert more["id"] == first["id"] and more["n_ok"] == 2 and len(backend.calls) == 2
-    other = run_judge(svc, JudgeRunSpec("tes", "judge", "all", include_reasoning=True), TES)
+    other = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "all", include_reasoning=True), TES)
     assert other["id"] != first["id"] and "explore" in backend.calls[-1][0][1]["content"]
-    fresh = run_judge(svc, JudgeRunSpec("tes", "judge", "all", new_run=True), TES)
+    fresh = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "all", new_run=True), TES)
     assert fresh["id"] not in (first["id"], other["id"]) and fresh["n_ok"] == 2
 
 
@@ -107,12 +107,12 @@ def test_a_crash_mid_run_keeps_what_was_rated_and_the_next_run_finishes(svc):
         return full(4)
     use_judge(svc, flaky)
     with pytest.raises(RuntimeError):
-        run_judge(svc, JudgeRunSpec("tes", "judge", "all"), TES)
+        run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "all"), TES)
     ratings = RatingStore(svc.store)
     broken = ratings.runs()[0]
     # the session after the crash may already be under way in the worker when the run stops
     assert broken["status"] == "failed" and "fell over" in broken["error"] and 1 <= broken["n_ok"] <= 2
-    run = run_judge(svc, JudgeRunSpec("tes", "judge", "all"), TES)
+    run = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "all"), TES)
     assert run["id"] == broken["id"] and run["status"] == "done" and run["n_ok"] == 3
     assert sorted(r["session_id"] for r in ratings.list(judge_run_id=run["id"])) == sorted(ids)
 
@@ -126,14 +126,14 @@ def test_stop_event_ends_the_run_as_cancelled(svc):
         stop.set()
         return full(2)
     use_judge(svc, stop_after_first)
-    run = run_judge(svc, JudgeRunSpec("tes", "judge", "all"), TES, stop=stop)
+    run = run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "judge", "all"), TES, stop=stop)
     assert run["status"] == "cancelled" and run["n_ok"] == 1
 
 
 def test_unknown_judge_model_writes_nothing(svc):
     add_session(svc)
     with pytest.raises(ValueError, match="no-such-model"):  # CatalogError, a ValueError: the CLI exits 2
-        run_judge(svc, JudgeRunSpec("tes", "no-such-model", "all"), TES)
+        run_judge(svc.store, svc.pool, svc.audit, JudgeRunSpec("tes", "no-such-model", "all"), TES)
     assert RatingStore(svc.store).runs() == []
 
 

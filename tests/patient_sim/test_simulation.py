@@ -78,7 +78,7 @@ def test_simulated_session_goes_through_the_engine_and_is_linked(svc):
     persona = stored(svc)
     spec = SimSpec(persona, "therapist", "patient", turns=3, modality="act", study="unit")
     events = []
-    row = run_session(svc, spec, on_event=lambda kind, value: events.append(kind))
+    row = run_session(svc.engine, spec, on_event=lambda kind, value: events.append(kind))
     assert row["simulated"] == 1 and row["persona_id"] == persona.id and row["patient_model"] == "patient"
     assert row["study"] == "unit" and row["variant"] == "therapist" and row["status"] == "ended"
     turns = svc.sessions.turns(row["id"])
@@ -90,7 +90,7 @@ def test_simulated_session_goes_through_the_engine_and_is_linked(svc):
 
 def test_simulated_risk_is_flagged_but_never_holds_the_run(svc):
     svc.pool.register("patient", FakeBackend("patient", replies=lambda m: "I have the pills counted out and I'm doing it tonight."))
-    row = run_session(svc, SimSpec(stored(svc), "therapist", "patient", turns=2, modality="act"))
+    row = run_session(svc.engine, SimSpec(stored(svc), "therapist", "patient", turns=2, modality="act"))
     assert row["status"] == "ended" and len(svc.sessions.turns(row["id"])) == 4
     assert svc.flags.for_session(row["id"])[0]["level"] == "imminent"
 
@@ -100,7 +100,7 @@ def test_run_control_pauses_steps_and_stops(svc):
     control.pause()
     done = {}
     worker = threading.Thread(target=lambda: done.update(row=run_session(
-        svc, SimSpec(stored(svc), "therapist", "patient", turns=5, modality="act"), control=control)))
+        svc.engine, SimSpec(stored(svc), "therapist", "patient", turns=5, modality="act"), control=control)))
     worker.start()
     sid = None
     for _ in range(50):
@@ -132,9 +132,9 @@ def test_batch_is_a_paired_design_and_resumes_without_duplicates(svc):
     half = svc.engine.start("act", "therapist", simulated=True, persona_id=first_persona.id, study="pair",
                             sim_key=specs[0].key(), actor="test")
     svc.sessions.add_turn(half["id"], __import__("store.sessions", fromlist=["TurnRecord"]).TurnRecord("patient", "Hi"))
-    first = run_batch(svc, specs, concurrency=2, show_progress=False)
+    first = run_batch(svc.engine, specs, concurrency=2, show_progress=False)
     assert (first.ran, first.skipped, first.restarted, first.failed) == (8, 0, 1, [])
-    again = run_batch(svc, specs, concurrency=2, show_progress=False)
+    again = run_batch(svc.engine, specs, concurrency=2, show_progress=False)
     assert (again.ran, again.skipped) == (0, 8)
     rows = list(svc.store.db.query("SELECT sim_key, status FROM sessions WHERE study='pair'"))
     finished = [r["sim_key"] for r in rows if r["status"] == "ended"]
@@ -160,14 +160,14 @@ def test_guard_sends_back_a_turn_that_parrots_the_therapist():
 def test_cbt_course_runs_consecutive_sessions_with_the_summary_carried(svc):
     persona = sorted(svc.personas.list(modality="cbt"), key=lambda p: p.id)[0]
     specs = plan([persona], ["therapist"], "patient", turns=1, study="course", modality="cbt", course_sessions=2)
-    summary = run_batch(svc, specs, show_progress=False)
+    summary = run_batch(svc.engine, specs, show_progress=False)
     assert (summary.planned, summary.ran) == (2, 2)
     first, second = sorted(svc.store.db["sessions"].rows_where("study = 'course'"), key=lambda r: r["course_index"])
     assert second["course_id"] == first["course_id"] and second["course_index"] == 2
     assert first["sim_key"].endswith("|s1") and second["sim_key"].endswith("|s2")
     opening = svc.sessions.turns(second["id"])[0]
     assert opening["role"] == "system" and first["summary"] in opening["content"]
-    assert run_batch(svc, specs, show_progress=False).skipped == 2
+    assert run_batch(svc.engine, specs, show_progress=False).skipped == 2
 
 
 def test_guard_sends_back_a_turn_that_recites_the_persona_brief():
@@ -188,8 +188,8 @@ def test_a_cancelled_batch_drops_its_queued_sessions_and_resumes_later(svc):
             raise JobCancelled()
 
     with pytest.raises(JobCancelled):
-        run_batch(svc, specs, concurrency=1, reporter=CancelAtFirstProgress(), show_progress=False)
+        run_batch(svc.engine, specs, concurrency=1, reporter=CancelAtFirstProgress(), show_progress=False)
     ended = lambda: [r for r in svc.store.db.query("SELECT id FROM sessions WHERE study='cancel' AND status='ended'")]
     assert 1 <= len(ended()) <= 2 < len(specs)
-    rest = run_batch(svc, specs, concurrency=1, show_progress=False)
+    rest = run_batch(svc.engine, specs, concurrency=1, show_progress=False)
     assert rest.ran + rest.skipped == len(specs) and len(ended()) == len(specs)

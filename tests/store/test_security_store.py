@@ -263,11 +263,16 @@ def test_huge_actor_is_stored_capped(store):
 
 def test_control_and_bidi_characters_are_escaped_everywhere(store):
     audit = AuditLog(store)
-    audit.record("eve\n2024-01-01 admin auth.login", "S1\u202etxt.exe", "x\r\x00",
+    # An action is one of vocabulary.EventKind: a forged one is refused, and the refusal's own
+    # message shows it escaped.
+    with pytest.raises(ValueError) as refused:
+        audit.record("eve", "S1\u202etxt.exe", "x")
+    assert "S1\\u202etxt.exe" in str(refused.value) and not audit.recent()
+    audit.record("eve\n2024-01-01 admin auth.login", "session.read", "x\r\x00",
                  note="a\u2066b\u200fc\u061cd\x1b[31m\x85", nested={"k\n": ["v\u202a", 3]})
     row = audit.recent()[0]
     assert row["actor"] == "eve\\u000a2024-01-01 admin auth.login"
-    assert row["action"] == "S1\\u202etxt.exe" and row["target"] == "x\\u000d\\u0000"
+    assert row["action"] == "session.read" and row["target"] == "x\\u000d\\u0000"
     detail = json.loads(row["detail_json"])
     assert detail["note"] == "a\\u2066b\\u200fc\\u061cd\\u001b[31m\\u0085"
     assert detail["nested"] == {"k\\u000a": ["v\\u202a", 3]}
