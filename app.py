@@ -71,6 +71,7 @@ def launch(app, settings, services, access, policy) -> None:
 
     from ui.errors import install_error_guard
     from ui.guard import guard_lifespan, hide_api_description
+    from ui.location import PAGE_JS
     install_error_guard(app, services.audit)
     # uvicorn believes X-Forwarded-For from loopback by default, so any local process could pick
     # the address the sign-in throttle and audit see. Only a configured reverse proxy may set it.
@@ -83,6 +84,7 @@ def launch(app, settings, services, access, policy) -> None:
         auth=access.login if services.sign_in else None,
         auth_message="TheraLab: sign in with the account your study team gave you.",
         show_error=False, footer_links=[], enable_monitoring=False, max_file_size=1, run_history=False,
+        js=PAGE_JS,  # Back/Forward select the tab the URL names (ui/location.py)
         app_kwargs={"openapi_url": None, "docs_url": None, "redoc_url": None,
                     "lifespan": guard_lifespan(policy, services.audit, access.throttle, hide_api_description)})
 

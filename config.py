@@ -70,6 +70,9 @@ class Settings:
     # Optional second-stage risk classifier: a catalog model id; empty = rules only.
     risk_classifier: str = ""
     supervise_refresh_s: float = 2.0  # how often the Supervise tab polls for new sessions and flags
+    # A person's session with no turn for this many minutes becomes "abandoned" and leaves the live
+    # lists (a session with an open flag stays in Supervise). 0 keeps open sessions open forever.
+    session_idle_minutes: int = 240
     # Run llama.cpp and transformers models in a supervised worker process (models/worker.py), so a
     # native crash fails only the turns in flight. False runs them inside this process (debugging).
     model_worker: bool = True
@@ -83,7 +86,8 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _SCALARS = {"host", "port", "public_url", "data_dir", "embedded_backend", "n_ctx", "n_threads", "flash_attn", "max_tokens",
             "reasoning_budget", "temperature", "top_p", "repeat_penalty", "max_message_chars",
             "preload_default", "crisis_locale", "consent_version", "consent_file", "review_frequency",
-            "supervisor_contact", "risk_classifier", "supervise_refresh_s", "model_worker", "risk_learned"}
+            "supervisor_contact", "risk_classifier", "supervise_refresh_s", "model_worker", "risk_learned",
+            "session_idle_minutes"}
 
 
 def _as_int(value: Any) -> int:
@@ -230,4 +234,6 @@ def load_settings(argv: list[str] | None = None, env: dict[str, str] | None = No
     settings = Settings(**values)
     if settings.embedded_backend not in ("llama_cpp", "hf"):
         raise ConfigError(f"embedded_backend must be 'llama_cpp' or 'hf', not {settings.embedded_backend!r}")
+    if settings.session_idle_minutes < 0:
+        raise ConfigError(f"session_idle_minutes must be 0 (never) or more, not {settings.session_idle_minutes}")
     return settings

@@ -56,6 +56,7 @@ def build_services(settings: Settings) -> Services:
     personas.ensure_library()
     jobs = JobRunner(store, settings.data_dir, audit, settings)
     jobs.jobs.reconcile()  # a job whose process died while the app was down shows as failed
+    engine.abandon_idle()  # sessions left open while the app was down, idle past the limit
     from eval.runs import settle_runs
     jobs.on_ended.append(lambda job_id: settle_runs(store))  # a judge run its job left "running"
     settle_runs(store)

@@ -93,6 +93,7 @@ class EventKind(StrEnum):
     RISK_UNSAFE_DRAFT = "risk.unsafe_draft"
     RISK_UNSCREENED = "risk.unscreened"
     SESSION_START = "session.start"
+    SESSION_ABANDONED = "session.abandoned"
     SESSION_END = "session.end"
     SESSION_READ = "session.read"
     SESSION_HOLD = "session.hold"

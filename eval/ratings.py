@@ -39,10 +39,20 @@ def side_by_side(ratings: list[dict], rubric: Rubric) -> tuple[list[str], list[l
     ratings = sorted((r for r in ratings if r["rubric_id"] == rubric.id),
                      key=lambda r: (r["rater_kind"] != "human", r["created_utc"]))
     headers = ["Item"] + [_label(r) for r in ratings]
-    rows = [[f"{it.number}. {it.title}"] + [r["scores"].get(it.id, "-") for r in ratings] for it in rubric.items]
+    rows = [[f"{it.number}. {it.title}"] + [_cell(r, it.id) for r in ratings] for it in rubric.items]
     for total in rubric.totals:
         rows.append([total.name] + [_fmt((r.get("totals") or {}).get(total.id)) for r in ratings])
     return headers, rows
+
+
+def _cell(rating: dict, item_id: str):
+    """An item's score; a judge's comes with its rationale (stored, and shown here to be checked)."""
+    score = rating["scores"].get(item_id, "-")
+    why = ((rating.get("detail") or {}).get("rationales") or {}).get(item_id) if rating["rater_kind"] == "judge" else None
+    if not why or not isinstance(why, str):
+        return score
+    why = " ".join(why.split())
+    return f"{score} · {why[:157] + '…' if len(why) > 160 else why}"
 
 
 def _label(rating: dict) -> str:

@@ -38,6 +38,7 @@ class CatalogEntry:
     model: str | None = None       # openai backend: the served model name
     api_key_env: str | None = None
     provenance: dict = field(default_factory=dict)
+    max_tokens: int | None = None  # this model's reply length limit (None: the app's max_tokens)
 
     @property
     def thinks(self) -> bool:
@@ -78,6 +79,9 @@ def _check(entry: CatalogEntry, where: str) -> CatalogEntry:
         raise CatalogError(f"{where}: model '{entry.id}' reasoning must be none or think")
     if entry.backend == "openai" and not (entry.base_url and entry.model):
         raise CatalogError(f"{where}: openai model '{entry.id}' needs base_url and model")
+    if entry.max_tokens is not None and (isinstance(entry.max_tokens, bool) or not isinstance(entry.max_tokens, int)
+                                         or not 1 <= entry.max_tokens <= 8192):
+        raise CatalogError(f"{where}: model '{entry.id}' max_tokens must be a whole number from 1 to 8192")
     if entry.backend in ("llama_cpp", "hf") and not entry.base:
         raise CatalogError(f"{where}: model '{entry.id}' needs 'path' (or 'base')")
     return entry

@@ -20,6 +20,7 @@ class FakeBackend:
         self.id = id
         self._replies = replies if callable(replies) else deque(replies or [])
         self.fail_after = fail_after  # raise after this many deltas (simulates a crash mid-stream)
+        self.honor_max_tokens = False  # True: stop at params.max_tokens words, finish_reason "length"
         self.calls: list[tuple[list[dict], GenParams]] = []
 
     def queue(self, *replies: str) -> None:
@@ -38,7 +39,17 @@ class FakeBackend:
         reply = self._next_reply(messages)
         if prefix and reply.startswith(prefix):
             reply = reply[len(prefix):]
+        if self.honor_max_tokens and params.max_tokens:
+            return TextStream(lambda usage: self._capped(self._deltas(reply, messages, usage), params.max_tokens, usage))
         return TextStream(lambda usage: self._deltas(reply, messages, usage))
+
+    @staticmethod
+    def _capped(deltas: Iterator[str], limit: int, usage: Usage) -> Iterator[str]:
+        for i, piece in enumerate(deltas):
+            if i >= limit:
+                usage.finish_reason = "length"
+                return
+            yield piece
 
     def _deltas(self, reply: str, messages: list[dict], usage: Usage) -> Iterator[str]:
         usage.prompt_tokens = sum(len(m.get("content", "").split()) for m in messages)

@@ -52,6 +52,11 @@ class RunControl:
     def pause(self) -> None:
         self._running.clear()
 
+    @property
+    def paused(self) -> bool:
+        """Paused (or pausing after the current exchange): no next exchange until resume or step."""
+        return not self.stopped and not self._running.is_set()
+
     def resume(self) -> None:
         with self._lock:
             self._steps_left = None

@@ -11,6 +11,8 @@ Scoring and validation live in ``eval/``; this module stores what it is given.
 from __future__ import annotations
 
 import json
+import statistics
+from datetime import datetime
 from typing import Any, Iterable
 
 from store.db import Store
@@ -24,6 +26,10 @@ RUN_STATUSES = ("running", "done", "failed", "cancelled")
 
 class RatingError(ValueError):
     pass
+
+
+def _parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _decode(row: dict) -> dict:
@@ -129,6 +135,19 @@ class RatingStore:
         where, args = ("rubric_id = ?", [rubric_id]) if rubric_id else (None, [])
         return [_decode(r) for r in self.store.db["judge_runs"].rows_where(where, args, order_by="id desc",
                                                                            limit=limit)]
+
+    def judge_seconds(self, judge_model: str, rubric_id: str) -> float | None:
+        """The median time per judged session of this judge on this rubric, over its finished runs
+        (None before one has finished)."""
+        per_session = []
+        for run in self.runs(rubric_id, limit=200):
+            rated = run["n_ok"] + run["n_partial"] + run["n_failed"]
+            start, end = run.get("started_utc"), run.get("finished_utc")
+            if run["judge_model"] == judge_model and run["status"] == "done" and rated and start and end:
+                seconds = (_parse_utc(end) - _parse_utc(start)).total_seconds()
+                if seconds > 0:
+                    per_session.append(seconds / rated)
+        return statistics.median(per_session) if per_session else None
 
     def find_resumable(self, rubric_id: str, judge_model: str, selection: str, config: dict) -> dict | None:
         """The latest run with the same rubric, judge, selection and settings, if any: continuing it

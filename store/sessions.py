@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,13 @@ from sqlite_utils.db import NotFoundError
 from store.db import Store
 from store.ids import new_id, utc_now
 from vocabulary import SESSION_STATUSES
+
+IDLE_SQL = """
+SELECT s.id FROM sessions s
+WHERE s.status = 'active' AND s.simulated = 0
+  AND COALESCE((SELECT MAX(t.created_utc) FROM turns t WHERE t.session_id = s.id), s.created_utc) < ?
+  AND NOT EXISTS (SELECT 1 FROM drafts d WHERE d.session_id = s.id AND d.status = 'pending')
+"""
 
 TURN_ROLES = ("patient", "therapist", "system")
 
@@ -146,6 +154,33 @@ class SessionStore:
             found.update(self.store.db.execute(
                 f"SELECT id, status FROM sessions WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
         return found
+
+    def open_for(self, user_id: str | None, limit: int = 10) -> list[dict]:
+        """A person's own sessions that are still open (active or on hold), newest first; with
+        ``user_id`` None, the single researcher's (no accounts). Simulations are not anyone's."""
+        return list(self.store.db["sessions"].rows_where(
+            "user_id IS ? AND simulated = 0 AND status IN ('active', 'hold')", [user_id],
+            order_by="id desc", limit=limit))
+
+    def abandon_idle(self, cutoff_utc: str, keep: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Mark ``abandoned`` every human session still ``active`` whose last turn (or start, if
+        it has none) is older than ``cutoff_utc`` and that has no draft waiting for a supervisor;
+        return their ids. Sessions on hold are left for the supervisor; simulations resume on
+        their own (patient_sim/batch.py); ``keep`` names sessions to leave alone (a reply in flight)."""
+        with self.store.write() as db:
+            ids = [r[0] for r in db.execute(IDLE_SQL, [cutoff_utc]) if r[0] not in keep]
+            now = utc_now()
+            for session_id in ids:
+                db["sessions"].update(session_id, {"status": "abandoned", "ended_utc": now})
+        return ids
+
+    def reply_seconds(self, model_id: str, limit: int = 200) -> float | None:
+        """The median time this model took per reply over its latest ``limit`` replies on this
+        machine (None before its first): what estimates of long work are made from."""
+        rows = self.store.db.execute(
+            "SELECT latency_ms FROM turns WHERE model_id = ? AND role = 'therapist' AND latency_ms > 0 "
+            "ORDER BY id DESC LIMIT ?", [model_id, limit]).fetchall()
+        return statistics.median(r[0] for r in rows) / 1000 if rows else None
 
     def with_sim_key(self, sim_key: str, study: str | None) -> list[dict]:
         """The sessions a simulation or import key made (abandoned ones left out), oldest first."""

@@ -99,11 +99,23 @@ CONFIG = models_config(("fake-therapist", "Scripted therapist"), ("fake-patient"
 THERAPISTS = (("fake-therapist", "Scripted therapist"), ("fake-think", "Scripted reasoning therapist", "think"))
 
 
+SLOW_REQUEST = "take your time"  # a patient message with these words gets a slow, long reply
+SLOW_REPLY = "Slowly, " + " ".join(["we can go at whatever pace feels right for you today."] * 5)
+
+
 def reasoning_script(patient: str, reasoning: str, answer: str) -> str:
     """A script where ``fake-patient`` says ``patient``; a therapist answers ``answer``, and one
     with ``reasoning = "think"`` first thinks ``reasoning``; ``fake-judge`` gives every item of the
-    rubric named in its prompt the top of the scale."""
+    rubric named in its prompt the top of the scale. A patient message containing
+    ``SLOW_REQUEST`` gets ``SLOW_REPLY`` (about 55 words, ``FAKE_SLOW_DELAY`` s each, default 0.15)."""
     return f"""
+_SLOW_DELAY = float(os.environ.get("FAKE_SLOW_DELAY", "0.15"))
+
+
+def _delay_for(reply):
+    return _SLOW_DELAY if reply.startswith("Slowly") else _DELAY
+
+
 def _judge(messages):
     system = messages[0]["content"]
     low, high = map(int, re.search(r"on the scale (-?\\d+)-(-?\\d+)", system).groups())
@@ -118,6 +130,8 @@ def _script(entry):
         if entry.id == "fake-patient":
             return {patient!r}
         last = messages[-1]
+        if last["role"] == "user" and {SLOW_REQUEST!r} in last["content"].lower():
+            return {SLOW_REPLY!r}
         if entry.thinks and last.get("prefix"):  # phase 1 continues "<think>", phase 2 the answer
             return {answer!r} if "</think>" in last["content"] else {reasoning!r}
         return {answer!r}

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator
 
 from config import Settings
@@ -36,6 +38,7 @@ from therapist.review import ReviewActions, TurnRejected, clean_text
 from vocabulary import EventKind, SESSION_MODALITIES
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "</think>"
+IDLE_SWEEP_S = 60.0  # how often the live lists may look for idle sessions
 MIN_ANSWER_TOKENS = 4
 CHARS_PER_TOKEN = 3.0  # conservative estimate for backends that cannot count their tokens
 MESSAGE_OVERHEAD_TOKENS = 8  # chat-template markup around one message (ChatML needs 5)
@@ -138,6 +141,20 @@ def _recent_that_fit(convo: list[dict], budget: int, count: Callable[[str], int]
     return kept
 
 
+_SUMMARY_LABEL = re.compile(r"^\W*(?:(?:the\s+)?(?:session\s+)?summary(?:\s+of\s+the\s+session)?(?:\s+is)?)\W*?[:\-–]\s*\**\s*",
+                            re.IGNORECASE)
+
+
+def _without_summary_labels(text: str) -> str:
+    """The summary without the labels a small model repeats ("Session Summary: The session summary
+    is: Session Summary: ..."): one label is put back by the caller."""
+    while True:
+        stripped = _SUMMARY_LABEL.sub("", text, count=1).strip()
+        if stripped == text or not stripped:
+            return text
+        text = stripped
+
+
 class SessionEngine(ReviewActions):
     def __init__(self, settings: Settings, sessions: SessionStore, catalog: Catalog,
                  pool: ModelPool, audit: AuditLog, flags: FlagStore, drafts: DraftStore,
@@ -153,6 +170,7 @@ class SessionEngine(ReviewActions):
         self.safety = Escalation(settings, sessions, flags, audit, pool)
         self._inflight: set[str] = set()  # sessions whose reply is being generated
         self._inflight_lock = threading.Lock()
+        self._idle_checked = float("-inf")  # monotonic time of the last idle sweep
 
     # ----- consent --------------------------------------------------------------------------
     def needs_consent(self, user_id: str | None) -> bool:
@@ -220,6 +238,23 @@ class SessionEngine(ReviewActions):
         self.audit.record(actor, EventKind.SESSION_END, session_id, **({"draft_withdrawn": True} if withdrawn else {}))
         return summary
 
+    def abandon_idle(self, every_s: float = IDLE_SWEEP_S) -> list[str]:
+        """Mark people's sessions idle past ``session_idle_minutes`` abandoned (at most once per
+        ``every_s``; 0 forces a sweep), so a tab closed mid-session leaves the live lists; a
+        session whose reply is being written is never touched. Returns the ids it closed."""
+        minutes = self.settings.session_idle_minutes
+        now = time.monotonic()
+        if not minutes or now - self._idle_checked < every_s:
+            return []
+        self._idle_checked = now
+        cutoff = (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
+        with self._inflight_lock:
+            busy = set(self._inflight)
+        closed = self.sessions.abandon_idle(cutoff.replace("+00:00", "Z"), keep=busy)
+        for session_id in closed:
+            self.audit.record("system", EventKind.SESSION_ABANDONED, session_id, idle_minutes=minutes)
+        return closed
+
     def summarize(self, session_id: str) -> str:
         """Ask the therapist model for the session summary; fall back to an extract on failure."""
         session = self.sessions.get(session_id)
@@ -236,7 +271,7 @@ class SessionEngine(ReviewActions):
         if not text:
             patient = [t["content"] for t in self.sessions.turns(session_id) if t["role"] == "patient"]
             text = "Session Summary: the client talked about: " + " / ".join(p[:120] for p in patient[-3:])
-        return text if text.lower().startswith("session summary") else "Session Summary: " + text
+        return "Session Summary: " + _without_summary_labels(text)
 
     # ----- turns ----------------------------------------------------------------------------
     def clean_message(self, text: str | None) -> str:
@@ -339,7 +374,8 @@ class SessionEngine(ReviewActions):
             backend = self.pool.get(entry.id)
             messages = self._history(session, entry, reasoning=entry.thinks, backend=backend)
             ref = self._leak_reference(session, entry.thinks)
-            yield from self._stream_reply(backend, messages, entry.thinks, reply, started, ref)
+            limit = entry.max_tokens or self.settings.max_tokens
+            yield from self._stream_reply(backend, messages, entry.thinks, reply, started, ref, limit)
         except (BackendError, ContextOverflow) as exc:
             self.audit.record(None, EventKind.TURN_ERROR, session_id, error=str(exc), model=entry.id)
             # A crashed model worker already says what happened and what to do (models/worker_client.py).
@@ -373,7 +409,7 @@ class SessionEngine(ReviewActions):
         return draft
 
     def _stream_reply(self, backend, messages: list[dict], thinks: bool, reply: _Reply,
-                      started: float, ref: leak_screen.Reference) -> Iterator[TurnEvent]:
+                      started: float, ref: leak_screen.Reference, max_tokens: int) -> Iterator[TurnEvent]:
         """Stream one reply; a reasoning model is made to open <think> and, if it runs past its
         budget, to close it, so there is always an answer after the reasoning. The reader sees
         only text the system-prompt leak screen (``ref``) has settled."""
@@ -386,7 +422,7 @@ class SessionEngine(ReviewActions):
         # forced close, a model that goes on reasoning and closes again is cut at its tag: what it
         # wrote to the patient before the tag is the answer (no tag ever reaches the splitter).
         answer_stop = [THINK_CLOSE, THINK_OPEN.strip()] if prefill else []
-        phases.append((None, self._params(min_tokens=MIN_ANSWER_TOKENS, stop=answer_stop)))
+        phases.append((None, self._params(max_tokens=max_tokens, min_tokens=MIN_ANSWER_TOKENS, stop=answer_stop)))
         for prefix_kind, params in phases:
             convo = list(messages)
             if prefill:
@@ -406,6 +442,8 @@ class SessionEngine(ReviewActions):
             if prefix_kind:
                 reply.notes["reasoning_finish"] = stream.usage.finish_reason
                 yield from self._emit(splitter.feed(THINK_CLOSE + "\n"), splitter, shown, reply, started)
+            elif stream.usage.finish_reason == "length":  # the patient is told the reply was cut
+                reply.notes["truncated"] = {"max_tokens": max_tokens}
         if reply.blocked is None:
             yield from self._emit(splitter.finish(), splitter, shown, reply, started, final=True)
         yield from self._finish_reply(splitter, shown, reply, ref)

@@ -48,7 +48,18 @@ class AdminHandlers:
         spec = SimulateJob(tuple(therapists), personas.strip(), patient_model, int(turns), int(repeats),
                            int(concurrency), study or None)
         job = self.s.jobs.submit(spec, who.username)
-        return f"Launched job `{job['id']}`.", self.jobs_table()
+        return f"Launched job `{job['id']}`: {self._simulation_size(spec)}.", self.jobs_table()
+
+    def _simulation_size(self, spec: SimulateJob) -> str:
+        from eval.estimate import simulation_size
+        if spec.personas.startswith("sample:"):
+            n = int(spec.personas[7:])
+        elif spec.personas == "all":
+            n = len(self.s.personas.list(modality="act")) + len(self.s.personas.list(modality="any"))
+        else:
+            n = len(spec.personas.split(","))
+        return simulation_size(self.s.store, list(spec.therapists), spec.patient_model, n, spec.turns,
+                               spec.repeats).line()
 
     def launch_judge(self, rubric_id, judge_model, selection, concurrency, include_reasoning, new_run,
                      request: gr.Request = None):
@@ -63,11 +74,22 @@ class AdminHandlers:
             problems.append(f"unknown judge model {judge_model!r}")
         if not _SELECTION.match(selection):
             problems.append("sessions must be all, study:NAME or session ids separated by commas")
+        if not problems:  # a selection that matches nothing is refused now, not "done, 0/?" later
+            from eval.runs import RunError, select_sessions
+            try:
+                n_sessions = len(select_sessions(self.s.store, selection))
+            except RunError as exc:
+                problems.append(str(exc))
+            else:
+                if not n_sessions:
+                    problems.append(f"no ended session matches {selection!r} (simulate or end sessions first)")
         if problems:
             return "**Not launched:** " + "; ".join(problems) + ".", self.jobs_table(), self.runs_table()
+        from eval.estimate import judge_size
         spec = JudgeJob(rubric_id, judge_model, selection, int(concurrency), bool(include_reasoning), bool(new_run))
         job = self.s.jobs.submit(spec, who.username)
-        return f"Launched judge job `{job['id']}`.", self.jobs_table(), self.runs_table()
+        size = judge_size(self.s.store, [judge_model], [rubric_id], n_sessions).line()
+        return f"Launched judge job `{job['id']}`: {n_sessions} session(s), {size}.", self.jobs_table(), self.runs_table()
 
     def runs_table(self) -> list[list]:
         from store.ratings import RatingStore
@@ -144,14 +166,16 @@ def _fmt(value) -> str:
 
 def _build_judge(h: AdminHandlers, models: list) -> tuple:
     from eval.rubrics import list_rubrics, user_rubrics_dir
-    rubrics = [(f"{r.name} [{r.id}]", r.id) for r in list_rubrics([user_rubrics_dir(h.s.settings.data_dir)])]
+    found = list_rubrics([user_rubrics_dir(h.s.settings.data_dir)])
+    rubrics = [(f"{r.name} [{r.id}]", r.id) for r in found]
+    shortest = min(found, key=lambda r: len(r.items)).id if found else None  # the quickest to judge
     with gr.Tab("Judge"):
         gr.Markdown("Rate sessions with an LLM judge in the background. Running the same settings again "
                     "continues that run and rates only what it has not. The embedded 135M model is for trying "
                     "the pipeline, not for clinical conclusions: measure any judge against human raters under "
                     "Agreement.")
         with gr.Row():
-            rubric = gr.Dropdown(rubrics, value=rubrics[0][1] if rubrics else None, label="Rubric")
+            rubric = gr.Dropdown(rubrics, value=shortest, label="Rubric")
             judge = gr.Dropdown(models, value="default", label="Judge model")
             selection = gr.Textbox("all", label="Sessions (all, study:NAME or ids)")
         with gr.Row():

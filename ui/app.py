@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from services import Services
+from ui import location
 from ui.access import Access
 from ui.review_tab import build_review
 from ui.session_tab import build_session
@@ -28,27 +29,33 @@ def build_app(services: Services, access: Access | None = None) -> gr.Blocks:
         who_line = gr.Markdown(SINGLE if not services.sign_in else "")
         if services.catalog.errors:
             gr.Markdown("**Model catalog warnings:** " + "; ".join(services.catalog.errors))
-        with gr.Tabs():
-            with gr.Tab("Session"):
+        with gr.Tabs() as tabs:
+            with gr.Tab("Session", id="session") as session_tab:
                 build_session(services, access, app)
-            with gr.Tab("Watch", visible=False) as watch_tab:
+            with gr.Tab("Watch", id="watch", visible=False) as watch_tab:
                 build_watch(services, access)
-            with gr.Tab("Review", visible=False) as review_tab:
+            with gr.Tab("Review", id="review", visible=False) as review_tab:
                 build_review(services, access, app)
-            with gr.Tab("Supervise", visible=False) as supervise_tab:
-                supervise_timer = build_supervise(services, access)
-            with gr.Tab("Admin", visible=False) as admin_tab:
+            with gr.Tab("Supervise", id="supervise", visible=False) as supervise_tab:
+                supervise_timer = build_supervise(services, access, app)
+            with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
                 admin_timer = build_admin(services, access)
+        for tab, tab_id in ((session_tab, "session"), (watch_tab, "watch"), (review_tab, "review"),
+                            (supervise_tab, "supervise"), (admin_tab, "admin")):
+            tab.select(None, None, None, js=location.tab_select_js(tab_id), api_name=False)
 
         def on_load(request: gr.Request = None):
             who = access.who(request, "app.load")
             line = SINGLE if not services.sign_in else f"Signed in as **{who.username}** ({who.role}) · [Sign out](/logout)"
             admin = who.role in ADMINS
+            allowed = {"session"} | ({"watch", "review", "supervise"} if who.supervises else set()) | (
+                {"admin"} if admin else set())
+            wanted = location.tab_from(request)  # a reload or a shared link lands on its tab
             return (line, gr.update(visible=who.supervises), gr.update(visible=who.supervises),
                     gr.update(visible=who.supervises), gr.update(active=who.supervises), gr.update(visible=admin),
-                    gr.update(active=admin))
+                    gr.update(active=admin), gr.update(selected=wanted) if wanted in allowed else gr.update())
 
         app.load(on_load, None, [who_line, watch_tab, review_tab, supervise_tab, supervise_timer, admin_tab,
-                                 admin_timer],
+                                 admin_timer, tabs],
                  api_name=False)
     return app

@@ -31,6 +31,11 @@ def _source(row: dict) -> str:
     return "simulated" if row["simulated"] else "human"
 
 
+def _anchors(field: dict) -> str:
+    return " · ".join(f"{a['value']} {a['label']}" + (f": {a['description']}" if a["description"] else "")
+                      for a in field["anchors"] if a["description"] or a["label"])
+
+
 class ReviewHandlers:
     def __init__(self, services: Services, access: Access):
         self.s = services
@@ -128,15 +133,17 @@ class ReviewHandlers:
         fields = rubric.form_fields()
         if len(fields) > MAX_FORM_ITEMS:
             raise gr.Error(f"{rubric.id} has {len(fields)} items; this form holds {MAX_FORM_ITEMS}.")
+        anchor_lines = [_anchors(f) for f in fields]
+        shared = len(set(anchor_lines)) == 1  # the same scale under every item: shown once, as a legend
         updates = []
-        for f in fields:
-            anchors = " · ".join(f"{a['value']} {a['label']}" + (f": {a['description']}" if a["description"] else "")
-                                 for a in f["anchors"] if a["description"] or a["label"])
+        for f, anchors in zip(fields, anchor_lines):
+            info = f["guidance"] if shared or not anchors else f"{f['guidance']}  [{anchors}]"
             updates.append(gr.update(visible=True, label=f"{f['number']}. {f['title']}", choices=f["choices"],
-                                     info=f"{f['guidance']}  [{anchors}]",
-                                     value=(own or {}).get("scores", {}).get(f["id"])))
+                                     info=info, value=(own or {}).get("scores", {}).get(f["id"])))
         updates += [gr.update(visible=False, value=None) for _ in range(MAX_FORM_ITEMS - len(fields))]
         about = f"**{rubric.name}** (v{rubric.version}): {rubric.description}"
+        if shared and anchor_lines and anchor_lines[0]:
+            about += f"\n\n**Scale for every item:** {anchor_lines[0]}"
         if own:
             about += f"\n\n*You rated this session on {own['updated_utc'][:16]} UTC; saving again edits your rating.*"
         return [about, (own or {}).get("comment") or "", *updates]
@@ -162,7 +169,7 @@ class ReviewHandlers:
         self.s.audit.record(who.username, EventKind.RATING_SAVE, sid, rubric=rubric.id, rating=rating["id"],
                             total=rating["total"])
         total = rating["total"]
-        return (f"Saved your {rubric.id} rating (total {total:g})." if total is not None else "Saved.",
+        return (f"Saved your {rubric.id} rating (total {round(total, 2):g})." if total is not None else "Saved.",
                 self._ratings_table(sid, rubric, self.ratings.for_session(sid, rubric.id)))
 
 

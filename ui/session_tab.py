@@ -11,12 +11,23 @@ from models.catalog import CatalogError
 from services import Services
 from store.sessions import SessionNotFound
 from therapist.session import TurnRejected
+from ui import location
 from ui.access import EVERYONE, Access
-from ui.chat_view import reasoning_message, render_turns
+from ui.chat_view import ANSWER_LABEL, reasoning_message, render_turns
 from vocabulary import EventKind, Modality
 
 MODALITIES = [("CBT (depression course)", Modality.CBT.value), ("ACT (single session)", Modality.ACT.value)]
 REVIEWING = "Your therapist is reviewing your message. The reply will appear here shortly."
+KEPT = "Your message is still in the box below."
+
+
+def safety_notice(level: str, clinical: bool) -> str:
+    """What the status line says when the screen flags a message: plain words for the patient; the
+    clinical level only in the supervisor's view."""
+    if clinical:
+        return f"**Safety check:** this message was flagged for the supervising clinician (level: {level})."
+    return ("**Safety check:** what you wrote has been passed to the clinician supervising this study, "
+            "so a person will look at it. You are not in trouble.")
 
 
 class SessionHandlers:
@@ -38,27 +49,80 @@ class SessionHandlers:
 
     # ----- page load and consent -------------------------------------------------------------
     def on_load(self, request: gr.Request = None):
-        """(consent panel, chat panel, reasoning toggle, session id, chat, turn ids, status, poll timer)."""
+        """(consent panel, chat panel, reasoning toggle, session id, chat, turn ids, status, poll
+        timer, open-sessions list, its row, approach, model). A reload, or a link naming one of the caller's own sessions
+        (``?session=``), lands in that session; else in their latest open one."""
         who = self.access.who(request, "session.load")
         consented = not self.engine.needs_consent(who.user_id)
         sid, msgs, ids, note = "", [], [], ""
-        latest = [s for s in self.sessions.list(limit=5, user_id=who.user_id) if s["status"] != "ended"] \
-            if who.user_id else []
-        if consented and latest:  # a patient who reloads the page finds their open session again
-            sid = latest[0]["id"]
-            msgs, ids = self._redraw(sid, False)
+        linked = location.session_from(request, "session")
+        if consented and linked:
+            sid, note = self._linked(who, linked)
+        own = self.sessions.open_for(who.user_id) if consented else []
+        if consented and not sid and own:  # a patient who reloads the page finds their open session again
+            sid = own[0]["id"]
             note = f"Welcome back, {who.username}. Your session is still open."
+        modality, model_id = Modality.CBT.value, "default"
+        if sid:
+            msgs, ids = self._redraw(sid, False)
+            session = self.sessions.get(sid)
+            modality, model_id = session["modality"], session["therapist_model"]
+        choices = self.model_choices(modality)  # adapters trained since the app started are listed
+        if model_id not in [value for _, value in choices]:
+            model_id = choices[0][1] if choices else None
         waiting = bool(sid) and self._awaiting_review(sid)
         return (gr.update(visible=not consented), gr.update(visible=consented),
                 gr.update(visible=who.supervises, value=False), sid, msgs, ids,
-                REVIEWING if waiting else note, gr.update(active=waiting))
+                REVIEWING if waiting else note, gr.update(active=waiting), *self._open_list(own, sid),
+                modality, gr.update(choices=choices, value=model_id))
+
+    def _linked(self, who, sid: str) -> tuple[str, str]:
+        """(session id, note) for a session named in the URL: only the caller's own, never a
+        simulation; an ended one is shown with a note (a new message is refused by the engine)."""
+        try:
+            session = self.sessions.get(sid)
+        except SessionNotFound:
+            session = None
+        if session is None or session["simulated"] or session["user_id"] != who.user_id:
+            self.services.audit.record(who.username, EventKind.ACCESS_DENIED, sid, endpoint="session.link",
+                                       role=who.role, reason="not this user's session or unknown")
+            return "", "The session in this link is not one of yours, so it was not opened."
+        if session["status"] in ("ended", "abandoned"):
+            return sid, "This session is over (it ended or was closed after a long pause). Press **New session** to start another."
+        return sid, f"Welcome back, {who.username}. Your session is still open."
+
+    def _open_list(self, own: list[dict], current: str):
+        """The "Continue where you left off" choices: the caller's other open sessions."""
+        choices = [(self._label(row), row["id"]) for row in own if row["id"] != current]
+        return gr.update(choices=choices, value=None), gr.update(visible=bool(choices))
+
+    def _label(self, row: dict) -> str:
+        n = sum(1 for t in self.sessions.turns(row["id"]) if t["role"] == "patient")
+        started = (row["created_utc"] or "")[:16].replace("T", " ")
+        return f"{started} UTC · {row['modality'].upper()} · {row['therapist_model']} · {n} message(s)"
+
+    def resume(self, pick, show, request: gr.Request = None):
+        """Open one of the caller's own open sessions: (session id, chat, turn ids, status, list, row)."""
+        if not pick:
+            return gr.update(), gr.update(), gr.update(), "**Choose a session to continue.**", gr.update(), gr.update()
+        who, session = self.access.session_for(request, pick, "session.resume")
+        if session["user_id"] != who.user_id or session["simulated"]:
+            return (gr.update(), gr.update(), gr.update(), "**Only your own sessions can be continued here.**",
+                    gr.update(), gr.update())
+        msgs, ids = self._redraw(pick, show and who.supervises)
+        return (pick, msgs, ids, "Session reopened: carry on where you left off.",
+                *self._open_list(self.sessions.open_for(who.user_id), pick))
 
     def consent(self, agreed, request: gr.Request = None):
+        """(consent panel, chat panel, the consent panel's line, the chat's status line): the
+        thank-you goes where it is seen, under the chat, since the consent panel closes."""
         who = self.access.require(request, EVERYONE, "consent")
         if not agreed:
-            return gr.update(), gr.update(), "**Please tick the box** to confirm you have read the information."
+            return (gr.update(), gr.update(), "**Please tick the box** to confirm you have read the information.",
+                    gr.update())
         self.engine.record_consent(who.user_id, who.username)
-        return gr.update(visible=False), gr.update(visible=True), "Thank you. You can start whenever you are ready."
+        return (gr.update(visible=False), gr.update(visible=True), "",
+                "Thank you for agreeing. Type your first message below whenever you are ready.")
 
     # ----- conversation ------------------------------------------------------------------------
     def _redraw(self, sid, show):
@@ -93,10 +157,47 @@ class SessionHandlers:
             note += " A supervisor will review the therapist's replies in this session."
         return row["id"], msgs, ids, note
 
-    def start_next(self, sid, modality, model_id, show, request: gr.Request = None):
+    def start_next(self, sid, modality, model_id, show, confirmed=None, request: gr.Request = None):
+        """The next session of the course: (session id, chat, turn ids, status, confirmation).
+
+        A course keeps its therapist model. When the dropdown shows another one, the first press
+        only says so; pressing again with the same choice switches the course knowingly."""
         if not sid:
-            return gr.update(), [], [], "**Start a session first**; the next one continues its course."
-        return self._start(modality, model_id, show, sid, request)
+            return gr.update(), [], [], "**Start a session first**; the next one continues its course.", None
+        _, previous = self.access.session_for(request, sid, "session.next")
+        kept = previous["therapist_model"]
+        if model_id and model_id != kept and confirmed != f"{sid}:{model_id}":
+            return (gr.update(), gr.update(), gr.update(),
+                    f"This course has used **{self._model_label(kept)}**; the dropdown shows "
+                    f"**{self._model_label(model_id)}**. Press **Next session of this course** again to "
+                    f"continue the course with {self._model_label(model_id)}, or choose "
+                    f"{self._model_label(kept)} in the dropdown.", f"{sid}:{model_id}")
+        return (*self._start(modality, model_id or kept, show, sid, request), None)
+
+    def _model_label(self, model_id: str) -> str:
+        try:
+            return self.services.catalog.get(model_id).label
+        except (CatalogError, KeyError, LookupError):
+            return model_id
+
+    def header(self, sid, request: gr.Request = None):
+        """The line above the chat: which session is open and the model that answers in it."""
+        if not sid:
+            return "*No session open yet: your first message starts one with the approach and model above.*"
+        _, session = self.access.session_for(request, sid, "session.header")
+        course = f" · session {session['course_index']} of its course" if session["modality"] == "cbt" else ""
+        return (f"**{session['modality'].upper()} session**{course} · therapist model "
+                f"**{self._model_label(session['therapist_model'])}** · status {session['status']}")
+
+    def on_model(self, sid, model_id, request: gr.Request = None):
+        """The dropdown changed: say plainly that the open session keeps its model."""
+        if not sid or not model_id:
+            return gr.update()
+        _, session = self.access.session_for(request, sid, "session.models")
+        if session["status"] not in ("active", "hold") or session["therapist_model"] == model_id:
+            return gr.update()
+        return (f"This session stays with **{self._model_label(session['therapist_model'])}**. Press **New "
+                f"session** to start one with **{self._model_label(model_id)}**.")
 
     def send(self, sid, text, show, modality, model_id, request: gr.Request = None):
         """Yields (session id, chat, turn ids, status, message box) while the reply streams.
@@ -114,9 +215,10 @@ class SessionHandlers:
             events = self.engine.turn(sid, text)
             next(events)  # the patient turn is committed before anything is generated
         except (TurnRejected, SessionNotFound, CatalogError) as exc:
-            yield sid or "", gr.update(), gr.update(), f"**Not sent:** {exc}", gr.update()
+            # The box is left as it is: the message the patient typed is never thrown away.
+            yield sid or "", gr.update(), gr.update(), f"**Not sent:** {exc} {KEPT}", gr.update()
             return
-        for update in self._stream(sid, events, show):
+        for update in self._stream(sid, events, show, clear_box=True):
             yield (sid, *update)
 
     def retry(self, sid, show, request: gr.Request = None):
@@ -135,15 +237,19 @@ class SessionHandlers:
             return
         yield from self._stream(sid, events, show and who.supervises)
 
-    def _stream(self, sid, events, show):
-        """Yields (chat, turn ids, status, message box): stored turns plus the live reply."""
+    def _stream(self, sid, events, show, clear_box: bool = False):
+        """Yields (chat, turn ids, status, message box): stored turns plus the live reply.
+
+        The message box is emptied once, when the sent message is stored (``clear_box``), and never
+        touched again while the reply streams, so what the patient types meanwhile stays. The
+        status line is not rewritten by the stream either: a refusal shown meanwhile stays visible.
+        """
         msgs, ids = self._redraw(sid, show)
         reasoning, answer, error, notice = "", "", None, ""
-        yield msgs, ids, "", ""
+        yield msgs, ids, "", ("" if clear_box else gr.update())
         for event in events:
             if event.kind == "flag":
-                notice = ("**Safety check:** this message was flagged for the supervising clinician "
-                          f"(level: {event.text}).")
+                notice = safety_notice(event.text, show)
             elif event.kind == "reasoning":
                 reasoning += event.text
             elif event.kind == "answer":
@@ -158,12 +264,13 @@ class SessionHandlers:
             if show and reasoning:
                 live.append(reasoning_message(reasoning, pending=not answer))
             if answer:
-                live.append({"role": "assistant", "content": answer})
-            yield live, ids, "", ""
+                label = f"{ANSWER_LABEL}\n\n" if show and reasoning else ""
+                live.append({"role": "assistant", "content": label + answer})
+            yield live, ids, gr.update(), gr.update()
         msgs, ids = self._redraw(sid, show)
         if self.sessions.get(sid)["status"] == "hold" and REVIEWING not in notice:
             notice += " This session is on hold: a supervisor reviews each reply before you see it."
-        yield msgs, ids, (f"**{error}**" if error else notice.strip()), ""
+        yield msgs, ids, (f"**{error}**" if error else notice.strip()), gr.update()
 
     def _awaiting_review(self, sid) -> bool:
         return self.services.drafts.pending(sid) is not None or (
@@ -219,34 +326,47 @@ def build_session(services: Services, access: Access, app: gr.Blocks) -> None:
             modality = gr.Radio(MODALITIES, value="cbt", label="Therapy approach")
             model = gr.Dropdown(h.model_choices("cbt"), value="default", label="Therapist model")
             show = gr.Checkbox(False, label="Show reasoning (supervisor / researcher view)")
+        header = gr.Markdown(h.header(""), elem_id="session-header")
         chat = gr.Chatbot(label="Session", height=460, feedback_options=("Like", "Dislike"), elem_id="session-chat")
         turn_ids = gr.State([])
-        message = gr.Textbox(label="Your message (you are the patient)", lines=2,
-                             placeholder="Type how you are feeling, then press Send")
+        # One line that grows: Enter sends, Shift+Enter starts a new line (Gradio's rule for lines=1).
+        message = gr.Textbox(label="Your message (you are the patient)", lines=1, max_lines=8,
+                             placeholder="Type how you are feeling. Enter sends, Shift+Enter adds a line.")
+        status = gr.Markdown(elem_id="session-status")  # right by the box: safety notices are seen
         with gr.Row():
             send = gr.Button("Send", variant="primary")
             retry = gr.Button("Retry reply")
             new = gr.Button("New session")
             following = gr.Button("Next session of this course")
             end = gr.Button("End session")
-        with gr.Row():
-            session_id = gr.Textbox(label="Session id", interactive=False, scale=1)
-            status = gr.Markdown(scale=3, elem_id="session-status")
+        session_id = gr.Textbox(label="Session id", interactive=False)
+        with gr.Row(visible=False) as open_row:
+            open_list = gr.Dropdown([], label="Continue where you left off (your other open sessions)", scale=3)
+            resume = gr.Button("Continue this session", scale=1)
     timer = gr.Timer(2.0, active=False)
 
-    app.load(h.on_load, None, [consent_panel, chat_panel, show, session_id, chat, turn_ids, status, timer],
-             api_name="session_load")
-    agree.click(h.consent, agreed, [consent_panel, chat_panel, consent_status], api_name="accept_consent")
+    app.load(h.on_load, None, [consent_panel, chat_panel, show, session_id, chat, turn_ids, status, timer,
+                               open_list, open_row, modality, model], api_name="session_load")
+    session_id.change(None, session_id, None, js=location.SESSION_URL_JS, api_name=False)  # reload lands here
+    resume.click(h.resume, [open_list, show], [session_id, chat, turn_ids, status, open_list, open_row],
+                 api_name="resume_session")
+    agree.click(h.consent, agreed, [consent_panel, chat_panel, consent_status, status], api_name="accept_consent")
     started = [session_id, chat, turn_ids, status]
     streamed = [chat, turn_ids, status, message]
-    modality.change(h.on_modality, modality, model, api_name=False)
-    app.load(h.on_modality, modality, model, api_name="session_models")  # adapters trained since the app started
+    # .input: only a person's choice, not the page load setting them to the open session's values
+    modality.input(h.on_modality, modality, model, api_name="session_models")
     new.click(h.start, [modality, model, show], started, api_name="start_session")
-    following.click(h.start_next, [session_id, modality, model, show], started, api_name="next_session")
+    switch = gr.State(None)  # "<session>:<model>" once the user has been told the course's model differs
+    following.click(h.start_next, [session_id, modality, model, show, switch], [*started, switch],
+                    api_name="next_session")
+    session_id.change(h.header, session_id, header, api_name=False)
+    model.input(h.on_model, [session_id, model], status, api_name=False)
     send_inputs = [session_id, message, show, modality, model]
-    send.click(h.send, send_inputs, [session_id, *streamed], api_name="send").then(
+    # "multiple": a second Send while a reply streams reaches the server and is refused there with
+    # a notice (the text stays in the box), instead of being dropped by the page without a word.
+    send.click(h.send, send_inputs, [session_id, *streamed], api_name="send", trigger_mode="multiple").then(
         h.waiting, session_id, timer, api_name=False)
-    message.submit(h.send, send_inputs, [session_id, *streamed], api_name=False).then(
+    message.submit(h.send, send_inputs, [session_id, *streamed], api_name=False, trigger_mode="multiple").then(
         h.waiting, session_id, timer, api_name=False)
     retry.click(h.retry, [session_id, show], streamed, api_name="retry").then(
         h.waiting, session_id, timer, api_name=False)

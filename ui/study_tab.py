@@ -8,6 +8,7 @@ report, the tables and the plots.
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from services import Services
 from ui.access import Access
 
 ADMINS = ("admin",)
+NO_REPORT = ("*No study report yet.* Launch a study above with its **analyse** stage (it writes the report), "
+             "then press **Refresh list** and pick the study.")
 _OVERRIDE = re.compile(r"^[a-z_]+=[^\n]{0,200}$")
 
 
@@ -36,23 +39,31 @@ class StudyHandlers:
             files += sorted(self._user_dir().glob("*.yaml"))
         return [(f"{p.stem} ({'shipped' if p.parent == STUDIES_DIR else 'yours'})", str(p)) for p in files]
 
-    def launch(self, path, overrides_text, stages, request: gr.Request = None):
+    def launch(self, path, overrides_text, stages, confirmed=None, request: gr.Request = None):
+        """(note, confirmation). Large work (eval/estimate.py) is only described on the first
+        press; pressing again with the same file, overrides and stages launches it."""
+        from eval.estimate import study_size
         from eval.study import StudyError, check_models, load_study
         who = self.access.require(request, ADMINS, "job.launch")
         if path not in {p for _, p in self.study_files()}:
-            return "**Not launched:** pick a study file."
+            return "**Not launched:** pick a study file.", None
         overrides = [line.strip() for line in (overrides_text or "").splitlines() if line.strip()]
         bad = [o for o in overrides if not _OVERRIDE.match(o)]
         stages = [s for s in (stages or []) if s in ("simulate", "judge", "analyse")]
         if bad or not stages:
-            return "**Not launched:** " + ("overrides are key=value lines" if bad else "pick at least one stage") + "."
+            return "**Not launched:** " + ("overrides are key=value lines" if bad else "pick at least one stage") + ".", None
         try:
             config = load_study(path, overrides)
             check_models(self.s.catalog, self.s.settings.data_dir, config)
+            size = study_size(self.s.store, self.s.personas, config, stages)
         except (StudyError, FileNotFoundError, ValueError) as exc:
-            return f"**Not launched:** {exc}"
+            return f"**Not launched:** {exc}", None
+        key = json.dumps([path, overrides, stages])
+        if size.needs_confirmation() and confirmed != key:
+            return (f"**{config.name}: {size.line()}.** This is long work: press **Launch study job** again "
+                    "to start it, or change the overrides (e.g. turns=2, repeats=1) for a pilot."), key
         job = self.s.jobs.submit(StudyJob(path, tuple(stages), tuple(overrides)), who.username)
-        return f"Launched study job `{job['id']}` ({config.name}: {', '.join(stages)})."
+        return f"Launched study job `{job['id']}` ({config.name}: {', '.join(stages)}; {size.line()}).", None
 
     def reports(self, request: gr.Request = None):
         self.access.require(request, ADMINS, "study.read")
@@ -65,11 +76,16 @@ class StudyHandlers:
         self.access.require(request, ADMINS, "study.read", name)
         folder = self._user_dir() / (name or "")
         if not name or not (folder / "report.md").is_file() or folder.parent != self._user_dir():
-            return "*No report yet: run a study's analyse stage.*", None, None, []
+            return NO_REPORT, _shown(None), _shown(None), []
         text = (folder / "report.md").read_text(encoding="utf-8")
         text = re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", text)  # the plots are shown in the gallery
-        return text, _table(folder / "descriptives.csv"), _table(folder / "tests.csv"), \
+        return text, _shown(_table(folder / "descriptives.csv")), _shown(_table(folder / "tests.csv")), \
             [str(p) for p in sorted(folder.glob("*.png"))]
+
+
+def _shown(table):
+    """A results table, hidden while there is none (an empty one shows headers "1 2 3")."""
+    return gr.update(value=table, visible=table is not None)
 
 
 def _table(path: Path):
@@ -100,9 +116,12 @@ def build_study(services: Services, access: Access) -> None:
             report = gr.Dropdown([], label="Study report", scale=3)
             refresh = gr.Button("Refresh list", scale=1)
         gallery = gr.Gallery(label="Plots", columns=2, height=360)
-        descriptives = gr.Dataframe(label="Descriptives: M (SD), range, n per variant", interactive=False)
-        tests = gr.Dataframe(label="Tests: omnibus, contrasts (Holm-Sidak), nonparametric", interactive=False)
-        text = gr.Markdown()
-    go.click(h.launch, [study, overrides, stages], note, api_name="study_launch")
+        descriptives = gr.Dataframe(label="Descriptives: M (SD), range, n per variant", interactive=False,
+                                    visible=False)
+        tests = gr.Dataframe(label="Tests: omnibus, contrasts (Holm-Sidak), nonparametric", interactive=False,
+                             visible=False)
+        text = gr.Markdown(NO_REPORT)
+    confirm = gr.State(None)  # the launch the note described, awaiting a second press
+    go.click(h.launch, [study, overrides, stages, confirm], [note, confirm], api_name="study_launch")
     refresh.click(h.reports, None, report, api_name="study_reports")
     report.change(h.show, report, [text, descriptives, tests, gallery], api_name="study_show")

@@ -12,6 +12,7 @@ from store.flags import FlagError
 from store.supervision import DraftError, live_overview
 from therapist.escalation import UNSCREENED
 from therapist.session import TurnRejected
+from ui import location
 from ui.access import SUPERVISORS, Access, Principal
 from ui.chat_view import render_turns
 from vocabulary import EventKind
@@ -47,6 +48,7 @@ class SuperviseHandlers:
     def live(self, request: gr.Request = None):
         """(rows of the live table, alert line): open flags first."""
         self._who(request, "supervise.live")
+        self.engine.abandon_idle()  # at most once a minute: tabs closed mid-session leave the list
         rows = live_overview(self.s.store)
         table = [[(r["flag_level"] or "").upper(), r["status"], r["patient"] + (" (sim)" if r["simulated"] else ""),
                   r["modality"].upper(), r["therapist_model"], r["n_turns"], r["drafts"],
@@ -78,6 +80,14 @@ class SuperviseHandlers:
             return ("", "**Unknown session id.**", *empty_view()[1:])
         self.access.record_read(who, session)
         return (sid, *self._view(sid))
+
+    def open_linked(self, request: gr.Request = None):
+        """On page load: open the session a link names (``?tab=supervise&session=ID``), for a
+        supervisor; nothing for anyone else or without a link."""
+        sid = location.session_from(request, "supervise")
+        if not sid or not self.access.who(request, "supervise.link").supervises:
+            return (gr.update(),) * (1 + len(empty_view()))
+        return self.open(sid, request)
 
     def select(self, evt: gr.SelectData, request: gr.Request = None):
         row = evt.row_value or []
@@ -193,7 +203,7 @@ class SuperviseHandlers:
         return self._act(sid, "note", run)
 
 
-def build_supervise(services: Services, access: Access) -> gr.Timer:
+def build_supervise(services: Services, access: Access, app: gr.Blocks | None = None) -> gr.Timer:
     h = SuperviseHandlers(services, access)
     alert = gr.Markdown("Loading live sessions…", elem_id="supervise-alert")
     live = gr.Dataframe(headers=LIVE_HEADERS, interactive=False, wrap=True,
@@ -232,9 +242,13 @@ def build_supervise(services: Services, access: Access) -> gr.Timer:
     view = [header, transcript, flags_md, flag_pick, draft_id, draft_box, draft_info, notes_md]
     timer.tick(h.tick, [sid, draft_id, flag_pick], [live, alert, *view], api_name="supervise_tick",
                show_progress="hidden")
-    open_btn.click(h.open, sid, [sid, *view], api_name="supervise_open")
-    sid.submit(h.open, sid, [sid, *view], api_name=False)
-    live.select(h.select, None, [sid, *view], api_name=False)
+    # The opened session goes into the URL (a reload or a shared link opens it again).
+    for opened in (open_btn.click(h.open, sid, [sid, *view], api_name="supervise_open"),
+                   sid.submit(h.open, sid, [sid, *view], api_name=False),
+                   live.select(h.select, None, [sid, *view], api_name=False)):
+        opened.success(None, sid, None, js=location.SESSION_URL_JS, api_name=False)
+    if app is not None:
+        app.load(h.open_linked, None, [sid, *view], api_name=False)
     acted = [status, *view]
     hold_btn.click(h.hold, sid, acted, api_name="supervise_hold")
     release_btn.click(h.release, sid, acted, api_name="supervise_release")

@@ -28,14 +28,15 @@ class TrainHandlers:
         root = self.s.settings.data_dir / "datasets"
         return sorted(p.name for p in root.iterdir() if (p / "train.jsonl").is_file()) if root.is_dir() else []
 
-    def _launch(self, spec: TrainingJob, config_cls, who) -> str:
+    def _launch(self, spec: TrainingJob, config_cls, who) -> tuple[str, str | dict]:
+        """(note, the job id to follow: the launched job is followed at once)."""
         from training.recipes import RecipeError, load_recipe
         try:  # the child checks them again; refused here, no job starts for a bad value
             load_recipe(config_cls, None, spec.overrides())
         except RecipeError as exc:
-            return f"**Not launched:** {exc}"
+            return f"**Not launched:** {exc}", gr.update()
         job = self.s.jobs.submit(spec, who.username)
-        return f"Launched {spec.method} job `{job['id']}`."
+        return f"Launched {spec.method} job `{job['id']}`; following it below.", job["id"]
 
     def build(self, name, kind, modality, reasoning, window, request: gr.Request = None):
         from training.build import BuildConfig
@@ -44,7 +45,7 @@ class TrainHandlers:
             return "**Not launched:** the dataset name may use letters, digits, _ . - only.", gr.update()
         spec = TrainingJob("build", {"name": name, "kind": kind, "modality": modality, "reasoning": bool(reasoning),
                                      "window": int(window)})
-        return self._launch(spec, BuildConfig, who), gr.update(choices=self.datasets())
+        return self._launch(spec, BuildConfig, who)  # the dataset is listed once the job has built it
 
     def train(self, method, dataset, output, label, modality, reasoning, epochs, max_steps, lr, lora_r,
               lora_alpha, targets, max_length, request: gr.Request = None):
@@ -60,19 +61,36 @@ class TrainHandlers:
         if not _TARGETS.match((targets or "").replace(" ", "")):
             problems.append("LoRA targets: module names separated by commas")
         if problems:
-            return "**Not launched:** " + "; ".join(problems) + "."
+            return "**Not launched:** " + "; ".join(problems) + ".", gr.update()
         settings = {"dataset": dataset, "output": output, "modality": modality, "reasoning": bool(reasoning),
                     "epochs": float(epochs), "max_steps": int(max_steps), "learning_rate": float(lr),
                     "lora_r": int(lora_r), "lora_alpha": int(lora_alpha), "lora_targets": targets.replace(" ", ""),
                     "max_length": int(max_length), **({"label": label} if label else {})}
         return self._launch(TrainingJob(method, settings), TrainConfig, who)
 
+    def follow_all(self, job_id, listed=None, request: gr.Request = None):
+        """Timer: (loss points, progress line, dataset picker, datasets listed). A dataset a build
+        job has written appears in the picker at once, chosen if that job is the one followed."""
+        plot, line = self.follow(job_id, request)
+        names = self.datasets()
+        if names == (listed or []):
+            return plot, line, gr.update(), listed
+        built = None
+        try:
+            job = self.s.jobs.jobs.get((job_id or "").strip()) if job_id else None
+        except Exception:  # noqa: BLE001 - an unknown id is reported by follow's line
+            job = None
+        if job and job["kind"] == "build" and job["status"] == "done":
+            built = (job["config"].get("settings") or {}).get("name")
+        update = gr.update(choices=names, value=built) if built in names else gr.update(choices=names)
+        return plot, line, update, names
+
     def follow(self, job_id, request: gr.Request = None):
         """(loss points, progress line) for a training job: its progress.jsonl as the job reported it."""
         self.access.require(request, ADMINS, "job.read")
         job_id = (job_id or "").strip()
         if not job_id:
-            return None, "*Enter or click a training job id to follow it.*"
+            return None, "*Launch a build or training job (it is followed here), or enter a job id.*"
         try:
             job = self.s.jobs.jobs.get(job_id)
             records = self.s.jobs.read_progress(job_id)
@@ -128,8 +146,10 @@ def build_train(services: Services, access: Access, timer: gr.Timer) -> None:
             follow_id = gr.Textbox(label="Follow job id", scale=3)
         line = gr.Markdown(elem_id="train-progress")
         plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=260)
-    d_go.click(h.build, [d_name, d_kind, d_modality, d_reasoning, d_window], [note, dataset], api_name="train_build")
+    listed = gr.State(h.datasets())  # what the dataset picker offers now
+    d_go.click(h.build, [d_name, d_kind, d_modality, d_reasoning, d_window], [note, follow_id], api_name="train_build")
     go.click(h.train, [method, dataset, output, label, modality, reasoning, epochs, max_steps, lr, lora_r,
-                       lora_alpha, targets, max_length], note, api_name="train_start")
+                       lora_alpha, targets, max_length], [note, follow_id], api_name="train_start")
     follow_id.submit(h.follow, follow_id, [plot, line], api_name="train_follow")
-    timer.tick(h.follow, follow_id, [plot, line], api_name=False, show_progress="hidden")
+    timer.tick(h.follow_all, [follow_id, listed], [plot, line, dataset, listed], api_name=False,
+               show_progress="hidden")

@@ -14,7 +14,7 @@ import gradio as gr
 
 from services import Services
 from ui.access import SUPERVISORS, Access
-from ui.chat_view import reasoning_message, render_turns
+from ui.chat_view import ANSWER_LABEL, reasoning_message, render_turns
 from vocabulary import EventKind, session_modality
 
 @dataclass
@@ -116,14 +116,16 @@ class WatchHandlers:
         if show and reasoning:
             msgs.append(reasoning_message(reasoning, pending=not answer))
         if answer:
-            msgs.append({"role": "assistant", "content": answer})
+            label = f"{ANSWER_LABEL}\n\n" if show and reasoning else ""  # as render_turns draws it
+            msgs.append({"role": "assistant", "content": label + answer})
         return msgs
 
     def _status(self, run: WatchRun) -> str:
         if run.error:
             return f"**Stopped with an error:** {run.error}"
         state = "finished" if run.finished.is_set() else \
-            "stopping…" if run.control.stopped else "running"
+            "stopping…" if run.control.stopped else \
+            "paused (press Resume or Step)" if run.control.paused else "running"
         return f"Session `{run.session_id or '…'}` · {state} · stored like any session (study `watch`)."
 
     def control(self, action: str, request: gr.Request = None):

@@ -36,7 +36,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="end-to-end browser
                                "(pip install -r requirements.txt)")
 
 from apprunner import ROOT, RunningApp, wait_for
-from fakeapp import THERAPISTS, fake_env, models_config, reasoning_script, write_site
+from fakeapp import SLOW_REPLY, THERAPISTS, fake_env, models_config, reasoning_script, write_site
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 PASSWORD = "correct-horse-battery"
-USERS = (("pat1", "patient"), ("pat2", "patient"), ("sup1", "supervisor"), ("adm1", "admin"))
+USERS = (("pat1", "patient"), ("pat2", "patient"), ("pat3", "patient"), ("sup1", "supervisor"), ("adm1", "admin"))
 WAIT_MS = 60_000            # ordinary page updates (a busy 2-core machine is slow)
 MODEL_WAIT_MS = 240_000     # a reply of the real model, a job's first training step
 
@@ -524,3 +524,101 @@ def test_a_page_on_another_loopback_port_gets_nothing_from_a_signed_in_superviso
     assert {d["path"] for _, d in refused} >= {"/config", "/gradio_api/info", "/gradio_api/call/supervise_note"}
     assert all(actor == "sup1" for actor, d in refused if d["method"] != "OPTIONS"), refused
     assert any(actor == "sup1" for actor, _ in refused)
+
+
+def test_enter_sends_and_nothing_typed_while_a_reply_streams_is_lost(app, users):
+    """Issue 19 (2): Enter sends and Shift+Enter adds a line; the box is not cleared by the stream;
+    a second send during the reply is refused aloud and its text stays in the box."""
+    patient = users("pat3")
+    consent(patient)
+    patient.choose("Therapist model", "Scripted therapist")
+    box = patient.field("Your message (you are the patient)")
+    box.fill("line one")
+    box.press("Shift+Enter")
+    box.press_sequentially("line two")
+    patient.page.wait_for_timeout(1000)
+    assert box.input_value() == "line one\nline two"  # a new line, nothing sent
+    assert patient.field("Session id").input_value() == ""
+
+    first = "Please take your time with me."
+    box.fill(first)
+    box.press("Enter")
+    sid = session_id(patient)
+    expect(box).to_have_value("")  # emptied once the message is stored
+    reply = bot_messages(patient, "session-chat").last
+    expect(reply).to_contain_text("Slowly")  # the slow reply streams (about 8 s)
+    second = "My sister is ill too."
+    box.fill(second)
+    box.press("Enter")  # while the reply is still streaming
+    expect(patient.page.locator("#session-status")).to_contain_text("still in the box")
+    patient.shot("5-patient-refused-during-stream")
+    query = "SELECT role, content FROM turns WHERE session_id=? ORDER BY idx"
+    wait_for(lambda: len(app.rows(query, (sid,))) >= 2, 120, "the slow reply in the database")
+    expect(reply).to_contain_text(SLOW_REPLY.split()[-3])
+    patient.page.wait_for_timeout(1500)  # the stream's last update has landed
+    assert box.input_value() == second  # neither the stream nor its end cleared the box
+    assert app.rows(query, (sid,)) == [("patient", first), ("therapist", SLOW_REPLY)]
+
+    box.press("Enter")  # the reply is done: the kept message goes through
+    wait_for(lambda: len(app.rows(query, (sid,))) >= 4, 120, "the second exchange in the database")
+    assert [r for r in app.rows(query, (sid,)) if r[0] == "patient"] == [("patient", first), ("patient", second)]
+    expect(box).to_have_value("")
+
+
+def consent_if_asked(user: User) -> None:
+    box = user.page.get_by_label("I have read this information and I agree to take part")
+    user.page.wait_for_timeout(1500)  # the page load decides which panel shows
+    if box.is_visible():
+        consent(user)
+
+
+def test_reload_back_links_and_a_fixed_model_land_where_the_user_was(app, users):
+    """Issue 19 (1, 3, 4): a reload resumes the session, a link opens it for a supervisor, Back
+    returns to the previous tab, a model change mid-session is explicit, a study shows its size
+    and waits for a second press."""
+    patient = users("pat3")
+    consent_if_asked(patient)
+    before = patient.field("Session id").input_value()  # an earlier test may have left one open
+    patient.choose("Therapist model", "Scripted therapist")
+    patient.button("New session").click()
+    sid = wait_for(lambda: (v := patient.field("Session id").input_value()) != before and v, 60,
+                   "the new session's id", interval=0.2)
+    assert app.rows("SELECT therapist_model FROM sessions WHERE id=?", (sid,)) == [("fake-therapist",)]
+    box = patient.field("Your message (you are the patient)")
+    box.fill("Hello again.")
+    box.press("Enter")
+    query = "SELECT role, model_id FROM turns WHERE session_id=? ORDER BY idx"
+    wait_for(lambda: len(app.rows(query, (sid,))) >= 2, 60, "the reply in the database")
+    wait_for(lambda: f"session={sid}" in patient.page.url, 30, "the session in the address")
+    patient.page.reload()  # lands in the same session, with its model named above the chat
+    expect(patient.field("Session id")).to_have_value(sid)
+    expect(patient.page.locator("#session-chat")).to_contain_text("Hello again.")
+    expect(patient.page.locator("#session-header")).to_contain_text("Scripted therapist")
+    patient.choose("Therapist model", "Scripted reasoning therapist")
+    expect(patient.page.locator("#session-status")).to_contain_text("This session stays with Scripted therapist")
+    patient.shot("6-patient-model-stays")
+    box.fill("Which model answers now?")
+    box.press("Enter")
+    wait_for(lambda: len(app.rows(query, (sid,))) >= 4, 60, "the second reply in the database")
+    assert {m for r, m in app.rows(query, (sid,)) if r == "therapist"} == {"fake-therapist"}
+
+    supervisor = users("sup1")
+    supervisor.page.goto(f"{app.url.rstrip('/')}/?tab=supervise&session={sid}")  # a shared link
+    expect(supervisor.page.locator("#supervise-transcript")).to_contain_text("Hello again.")
+    expect(supervisor.page.get_by_role("tab", name="Supervise", exact=True)).to_have_attribute("aria-selected", "true")
+    supervisor.tab("Review")
+    wait_for(lambda: "tab=review" in supervisor.page.url, 30, "the tab in the address")
+    supervisor.page.go_back()  # Back: the previous tab, not away from the app
+    expect(supervisor.page.get_by_role("tab", name="Supervise", exact=True)).to_have_attribute("aria-selected", "true")
+    assert supervisor.page.url.startswith(app.url.rstrip("/"))
+
+    admin = users("adm1").tab("Admin").tab("Study")
+    admin.choose("Study file", "act_thinking_therapist (shipped)")
+    admin.field("Overrides, one key=value per line (e.g. turns=4, rubrics=[tes])").fill("turns=2")
+    before = app.rows("SELECT COUNT(*) FROM jobs WHERE kind='study'")[0][0]
+    admin.button("Launch study job").click()
+    note = admin.page.get_by_text("press Launch study job again")
+    expect(note).to_be_visible()
+    expect(admin.page.get_by_text(re.compile(r"\d+ simulated session\(s\), \d+ exchanges"))).to_be_visible()
+    admin.shot("6-admin-study-size")
+    assert app.rows("SELECT COUNT(*) FROM jobs WHERE kind='study'")[0][0] == before  # nothing started yet

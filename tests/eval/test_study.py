@@ -136,22 +136,34 @@ def test_study_tab_launches_a_job_and_shows_the_report(svc):
     h = StudyHandlers(svc, Access(svc))
     admin, patient = SimpleNamespace(username="boss"), SimpleNamespace(username="pat")
     with pytest.raises(gr.Error):
-        h.launch(h.study_files()[0][1], "", ["simulate"], patient)
+        h.launch(h.study_files()[0][1], "", ["simulate"], request=patient)
     path = dict((label.split(" ")[0], p) for label, p in h.study_files())["act_thinking_therapist"]
-    note = h.launch(path, "turns=2\nrubrics=[tes]", ["simulate"], admin)
-    assert note.startswith("Launched study job"), note
+    # Issue 19 (4): the whole study is long work: the first press only shows its size
+    from eval.estimate import persona_count
+    n = 6 * persona_count(svc.personas, load_study(path, ["turns=2"]))
+    note, confirm = h.launch(path, "turns=2\nrubrics=[tes]", ["simulate"], None, request=admin)
+    assert f"{n} simulated session(s), {2 * n} exchanges" in note and "press **Launch study job** again" in note
+    assert svc.jobs.jobs.list() == [] and confirm
+    # a different launch is not confirmed by that press
+    assert h.launch(path, "turns=3\nrubrics=[tes]", ["simulate"], confirm, request=admin)[0].startswith("**act")
+    assert svc.jobs.jobs.list() == []
+    note, confirm = h.launch(path, "turns=2\nrubrics=[tes]", ["simulate"], confirm, request=admin)
+    assert note.startswith("Launched study job") and confirm is None, note
     job_id = note.split("`")[1]
     job = svc.jobs.jobs.get(job_id)
     assert job["kind"] == "study" and job["config"]["overrides"] == ["turns=2", "rubrics=[tes]"]
     assert "--stages" in job["process"]["argv"] and "turns=2" in job["process"]["argv"]
     svc.jobs.cancel(job_id, "boss")
-    assert "Not launched" in h.launch(path, "rm -rf /", ["simulate"], admin)
+    assert "Not launched" in h.launch(path, "rm -rf /", ["simulate"], request=admin)[0]
     run_study(svc, config(), log=lambda line: None)
     choices = h.reports(admin)
     assert "mini" in choices["choices"] or ("mini", "mini") in choices["choices"]
     text, desc, tests, plots = h.show("mini", admin)
-    assert "Study report: mini" in text and len(plots) == 2 and desc is not None and tests is not None
-    assert h.show("../..", admin)[0].startswith("*No report")
+    assert "Study report: mini" in text and len(plots) == 2
+    assert desc["visible"] and tests["visible"] and len(desc["value"]) and len(tests["value"])
+    empty = h.show("../..", admin)
+    assert empty[0].startswith("*No study report yet.*") and "analyse" in empty[0]
+    assert empty[1]["visible"] is False and empty[2]["visible"] is False  # no "1 2 3" header tables
 
 
 def test_study_cli_refuses_bad_input_with_exit_2(tmp_path):

@@ -110,6 +110,8 @@ def test_config_entries(tmp_path):
     ('[[models]]\nid = "badthink"\nbackend = "hf"\npath = "p"\nreasoning = "cot"\n', "reasoning"),
     ('[[models]]\nid = "typo"\nbackend = "hf"\npath = "p"\nadaptor = "a"\n', "adaptor"),
     ('[[models]]\nid = "nobackend"\npath = "p"\n', "backend"),
+    ('[[models]]\nid = "toolong"\nbackend = "hf"\npath = "p"\nmax_tokens = 0\n', "max_tokens"),
+    ('[[models]]\nid = "textlen"\nbackend = "hf"\npath = "p"\nmax_tokens = "300"\n', "max_tokens"),
 ])
 def test_bad_config_entry_names_the_id(tmp_path, toml, fragment):
     settings = settings_with(tmp_path, toml)
@@ -266,3 +268,8 @@ def test_an_adapter_trained_while_the_app_runs_appears_without_a_restart(tmp_pat
     assert "late" in [e.id for e in catalog.entries("act")] and catalog.get("late").source == "trained"
     assert catalog.get("runtime").backend == "fake"  # run-time registrations survive the reload
     assert catalog.refresh() is False  # nothing changed since
+
+
+def test_a_config_model_may_set_its_own_reply_limit(tmp_path):
+    catalog = Catalog(settings_with(tmp_path, '[[models]]\nid = "long"\nbackend = "hf"\npath = "p"\nmax_tokens = 400\n'))
+    assert catalog.get("long").max_tokens == 400 and catalog.get("default").max_tokens is None

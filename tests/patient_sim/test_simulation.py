@@ -193,3 +193,16 @@ def test_a_cancelled_batch_drops_its_queued_sessions_and_resumes_later(svc):
     assert 1 <= len(ended()) <= 2 < len(specs)
     rest = run_batch(svc.engine, specs, concurrency=1, show_progress=False)
     assert rest.ran + rest.skipped == len(specs) and len(ended()) == len(specs)
+
+
+def test_run_control_says_when_it_is_paused():
+    """Issue 19 (7): Watch reads this to say "paused" rather than "running"."""
+    control = RunControl()
+    assert not control.paused
+    control.pause()
+    assert control.paused
+    control.step()
+    assert not control.paused
+    control.pause()
+    control.stop()
+    assert not control.paused and control.stopped

@@ -34,15 +34,15 @@ def follow(client, job_id, limit=600):
 
 def test_build_train_follow_and_chat_with_the_new_adapter(app):
     client = app.client()
-    note, _ = client.predict("mini", "sft", "act", False, 1, api_name="/train_build")
+    note, followed = client.predict("mini", "sft", "act", False, 1, api_name="/train_build")
     assert "Launched" in note, note
-    _, line = follow(client, note.split("`")[1])
+    assert followed == note.split("`")[1]  # the launched job is followed at once
+    _, line = follow(client, followed)
     assert "**done**" in line, line
     label = 'UI SFT: "r4" # it\'s \\ 1'  # YAML would misread this unquoted or quoted with repr
-    note = client.predict("sft", "mini", "ui-sft", label, "act", False, 1, 2, 0.002, 4, 8, "q_proj,v_proj", 512,
-                          api_name="/train_start")
-    assert "Launched" in note, note
-    job_id = note.split("`")[1]
+    note, job_id = client.predict("sft", "mini", "ui-sft", label, "act", False, 1, 2, 0.002, 4, 8, "q_proj,v_proj",
+                                  512, api_name="/train_start")
+    assert "Launched" in note and job_id == note.split("`")[1], note
     plot, line = follow(client, job_id)
     assert "**done**" in line and "ui-sft" in line, line
     points = plot["value"]["data"] if isinstance(plot, dict) and "value" in plot else plot["data"]
@@ -63,11 +63,11 @@ def test_build_train_follow_and_chat_with_the_new_adapter(app):
 def test_bad_training_input_is_refused_before_any_job(app):
     client = app.client()
     before = app.rows("SELECT COUNT(*) FROM jobs")[0][0]
-    note = client.predict("sft", "no-such-dataset", "x", "", "act", False, 1, 1, 0.1, 4, 8, "q_proj", 512,
-                          api_name="/train_start")
+    note, _ = client.predict("sft", "no-such-dataset", "x", "", "act", False, 1, 1, 0.1, 4, 8, "q_proj", 512,
+                             api_name="/train_start")
     assert "Not launched" in note and "dataset" in note
-    note = client.predict("sft", "mini", "../escape", "", "act", False, 1, 1, 0.1, 4, 8, "q_proj", 512,
-                          api_name="/train_start")
+    note, _ = client.predict("sft", "mini", "../escape", "", "act", False, 1, 1, 0.1, 4, 8, "q_proj", 512,
+                             api_name="/train_start")
     assert "Not launched" in note and "adapter id" in note
     note, _ = client.predict("bad name!", "sft", "act", False, 1, api_name="/train_build")
     assert "Not launched" in note

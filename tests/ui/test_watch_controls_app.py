@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from apprunner import RunningApp, chat_text
 from fakeapp import THERAPISTS, fake_env, models_config, reasoning_script, write_site
+from ui.chat_view import ANSWER_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,7 +134,7 @@ def test_show_reasoning_renders_the_reasoning_models_thinking(app):
     assert stored[1][1] == ANSWER and stored[1][2] == REASONING  # the reasoning is stored apart from the answer
     thoughts = [m for m in shown if (m.get("metadata") or {}).get("title", "").startswith("Reasoning")]
     assert [chat_text(m) for m in thoughts] == [REASONING]
-    assert chat_text(shown[-1]) == ANSWER and REASONING not in chat_text(shown[-1])
+    assert chat_text(shown[-1]) == f"{ANSWER_LABEL}\n\n{ANSWER}" and REASONING not in chat_text(shown[-1])
 
     hidden, status = client.predict(persona, "fake-think", "fake-patient", 1, False, api_name="/watch_start")
     assert "finished" in status, status
