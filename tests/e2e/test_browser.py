@@ -622,3 +622,20 @@ def test_reload_back_links_and_a_fixed_model_land_where_the_user_was(app, users)
     expect(admin.page.get_by_text(re.compile(r"\d+ simulated session\(s\), \d+ exchanges"))).to_be_visible()
     admin.shot("6-admin-study-size")
     assert app.rows("SELECT COUNT(*) FROM jobs WHERE kind='study'")[0][0] == before  # nothing started yet
+
+
+def test_a_dataset_built_from_the_train_tab_appears_in_its_picker_without_a_reload(app, users):
+    """Issue 19 (5): the launched build job is followed at once, and its dataset is listed and chosen."""
+    admin = users("adm1").tab("Admin").tab("Train")
+    admin.page.get_by_text("1. Build a dataset").click()
+    admin.field("Dataset name").fill("ui-built")
+    admin.field("Keep reasoning (<think>)").uncheck()
+    admin.field("Exchanges per example (0 = whole)").fill("1")
+    admin.button("Build dataset").click()
+    note = admin.page.locator("#train-note")
+    expect(note).to_contain_text("Launched build job")
+    job_id = note.locator("code").inner_text()
+    expect(admin.field("Follow job id")).to_have_value(job_id)
+    expect(admin.field("Dataset")).to_have_value("ui-built", timeout=MODEL_WAIT_MS)
+    assert (app.data / "datasets" / "ui-built" / "train.jsonl").is_file()
+    admin.shot("7-admin-train-built-dataset")
