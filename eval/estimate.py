@@ -91,14 +91,14 @@ def judge_size(store: Store, judges: list[str], rubrics: list[str], n_sessions: 
     return size
 
 
-def persona_count(personas: PersonaStore, config: StudyConfig) -> int:
-    """How many standardized patients the study's ``personas`` names, without storing any."""
-    spec = config.personas
+def persona_count(personas: PersonaStore, spec: str | list, modality: str) -> int:
+    """How many personas a selection names (a study's ``personas``, or ``--personas`` of a
+    simulation: archetypes | all | sample:N | file:PATH | ids), without storing any."""
     if isinstance(spec, list):
         return len(spec)
     spec = str(spec).strip()
     if spec == "archetypes":
-        return len({p.archetype for p in personas.list(modality=config.modality)
+        return len({p.archetype for p in personas.list(modality=modality)
                     if p.archetype and p.source == "library"})
     if spec.startswith("sample:"):
         return int(spec.split(":", 1)[1])
@@ -108,19 +108,20 @@ def persona_count(personas: PersonaStore, config: StudyConfig) -> int:
         from patient_sim.importer import import_profiles
         return len(import_profiles(Path(spec[5:]).expanduser()))
     if spec == "all":
-        return len(personas.list(modality=config.modality)) + len(personas.list(modality="any"))
+        return len(personas.list(modality=modality)) + len(personas.list(modality="any"))
     return len([p for p in spec.split(",") if p.strip()])
 
 
 def study_size(store: Store, personas: PersonaStore, config: StudyConfig, stages: list[str]) -> WorkSize:
     """The stages chosen of a study: its simulations, then one judge call per session, judge and rubric."""
-    n_personas = persona_count(personas, config)
+    n_personas = persona_count(personas, config.personas, config.modality)
     therapists = [v.id for v in config.variant_list()]
-    sessions = n_personas * len(therapists) * config.repeats * (config.course_sessions if config.modality == "cbt" else 1)
+    course = config.course_sessions if config.modality == "cbt" else 1
+    sessions = n_personas * len(therapists) * config.repeats * course
     size = WorkSize()
     if "simulate" in stages:
         size = simulation_size(store, therapists, config.patient_model, n_personas, config.turns, config.repeats,
-                               config.course_sessions if config.modality == "cbt" else 1)
+                               course)
     if "judge" in stages:
         judged = judge_size(store, list(config.judges), list(config.rubrics), sessions)
         size.judge_calls, size.seconds = judged.judge_calls, size.seconds + judged.seconds

@@ -172,8 +172,6 @@ def load_spec(path: str | Path) -> JobSpec:
     if not isinstance(document, dict) or document.get("spec") not in SPECS:
         raise JobSpecError(f"the job spec {path} names no known kind (one of {', '.join(SPECS)})")
     fields = {k: v for k, v in document.items() if k not in ("spec", "kind")}
-    if document["spec"] == "training":
-        fields.pop("overrides", None)
     return SPECS[document["spec"]].from_record(fields)
 
 

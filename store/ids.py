@@ -13,4 +13,9 @@ def new_id() -> str:
 
 def utc_now() -> str:
     """Current UTC time, ISO-8601 with milliseconds and a Z."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(datetime.now(timezone.utc))
+
+
+def utc_text(moment: datetime) -> str:
+    """An aware datetime as the tables store times: UTC ISO-8601 with milliseconds and a Z."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

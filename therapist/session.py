@@ -28,6 +28,7 @@ from store.audit import AuditLog
 from store.consents import ConsentStore
 from store.db import StoreError
 from store.flags import FlagStore
+from store.ids import utc_text
 from store.sessions import SessionStore, TurnRecord
 from store.supervision import DraftStore
 from therapist import leak_screen, prompts
@@ -247,10 +248,10 @@ class SessionEngine(ReviewActions):
         if not minutes or now - self._idle_checked < every_s:
             return []
         self._idle_checked = now
-        cutoff = (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
+        cutoff = utc_text(datetime.now(timezone.utc) - timedelta(minutes=minutes))
         with self._inflight_lock:
             busy = set(self._inflight)
-        closed = self.sessions.abandon_idle(cutoff.replace("+00:00", "Z"), keep=busy)
+        closed = self.sessions.abandon_idle(cutoff, keep=busy)
         for session_id in closed:
             self.audit.record("system", EventKind.SESSION_ABANDONED, session_id, idle_minutes=minutes)
         return closed

@@ -51,13 +51,8 @@ class AdminHandlers:
         return f"Launched job `{job['id']}`: {self._simulation_size(spec)}.", self.jobs_table()
 
     def _simulation_size(self, spec: SimulateJob) -> str:
-        from eval.estimate import simulation_size
-        if spec.personas.startswith("sample:"):
-            n = int(spec.personas[7:])
-        elif spec.personas == "all":
-            n = len(self.s.personas.list(modality="act")) + len(self.s.personas.list(modality="any"))
-        else:
-            n = len(spec.personas.split(","))
+        from eval.estimate import persona_count, simulation_size
+        n = persona_count(self.s.personas, spec.personas, "act")  # the simulate command's default modality
         return simulation_size(self.s.store, list(spec.therapists), spec.patient_model, n, spec.turns,
                                spec.repeats).line()
 

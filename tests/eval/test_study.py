@@ -140,7 +140,7 @@ def test_study_tab_launches_a_job_and_shows_the_report(svc):
     path = dict((label.split(" ")[0], p) for label, p in h.study_files())["act_thinking_therapist"]
     # Issue 19 (4): the whole study is long work: the first press only shows its size
     from eval.estimate import persona_count
-    n = 6 * persona_count(svc.personas, load_study(path, ["turns=2"]))
+    n = 6 * persona_count(svc.personas, load_study(path, ["turns=2"]).personas, "act")
     note, confirm = h.launch(path, "turns=2\nrubrics=[tes]", ["simulate"], None, request=admin)
     assert f"{n} simulated session(s), {2 * n} exchanges" in note and "press **Launch study job** again" in note
     assert svc.jobs.jobs.list() == [] and confirm
