@@ -18,7 +18,7 @@ from vocabulary import EventKind, Modality
 
 MODALITIES = [("CBT (depression course)", Modality.CBT.value), ("ACT (single session)", Modality.ACT.value)]
 REVIEWING = "Your therapist is reviewing your message. The reply will appear here shortly."
-KEPT = "Your message is still in the box below."
+KEPT = "Your message is still in the box above."  # the status line sits under the box
 
 
 def safety_notice(level: str, clinical: bool) -> str:
